@@ -1,0 +1,1 @@
+"""Façades: the command line (and, later, the HTTP service)."""

@@ -1,0 +1,1 @@
+"""Actual spend: ingest of billing exports (later issues)."""

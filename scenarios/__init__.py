@@ -1,0 +1,1 @@
+"""Usage outlooks: sample estates (and, later, forecasts and what-if overlays)."""

@@ -1,0 +1,1 @@
+"""The optimization: formulation, backends, decomposition, rounding, and the hour-by-hour bill simulator."""
