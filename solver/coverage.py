@@ -1,0 +1,123 @@
+"""Exact hourly coverage by the billing rules, vectorized over hours, with its marginal costs.
+
+Given the quantity of every decision, each hour is billed as DESIGN.md §5 says: reservations
+first, then savings-plan layers in order, each filling its pools by descending savings
+percentage until its commitment for the hour is used up; the rest is on demand.
+
+When the greedy fill is also the cheapest allocation (see :mod:`solver.consistency`), the hour's
+on-demand cost is the value of a small LP, and the duals computed here — ``pi`` (marginal cost of
+one more unit of a pool's usage above its reservations) and ``lam`` (marginal saving of one more
+$/h of a savings plan) — are subgradients: the cuts of the decomposition are built from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.instance import Instance
+
+
+@dataclass
+class Coverage:
+    residual: np.ndarray  # (H, P) units paid on demand
+    ri_cap: np.ndarray  # (H, P) reserved units active
+    sp_cap: np.ndarray  # (H, S) $/h of savings-plan commitment active per layer
+    sp_used: np.ndarray  # (H, S) $ of commitment consumed per layer
+    on_demand_hourly: np.ndarray  # (H,) $ paid on demand per hour
+    pi: np.ndarray | None = None  # (H, P)
+    lam: np.ndarray | None = None  # (H, S)
+    e: np.ndarray | None = None  # (H, P) cost of one more unit of a pool's usage above reservations
+    layer_state: list["LayerState"] | None = None
+
+    @property
+    def on_demand_paid(self) -> float:
+        return float(self.on_demand_hourly.sum())
+
+
+@dataclass
+class LayerState:
+    """What one savings-plan layer did in each hour (kept for dual bounds)."""
+
+    left_over: np.ndarray  # (H, |E|) residual remains after the layer
+    covered: np.ndarray  # (H, |E|) the layer covered some of the pool
+    exhausted: np.ndarray  # (H,) the layer's commitment was used up
+
+
+def capacities(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ri = inst.existing_ri.copy()
+    sp = inst.existing_sp.copy()
+    for kind, target in ((0, ri), (1, sp)):
+        sel = np.flatnonzero((inst.dec_kind == kind) & (x > 0))
+        spans = {}
+        for j in sel:
+            spans.setdefault((inst.dec_start[j], inst.dec_end[j]), []).append(j)
+        for (a, b), js in spans.items():
+            add = np.zeros(target.shape[1])
+            np.add.at(add, inst.dec_target[js], x[js])
+            target[a:b] += add
+    return ri, sp
+
+
+def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
+    u = inst.u
+    ri_cap, sp_cap = capacities(inst, np.asarray(x, dtype=float))
+    residual = np.maximum(u - ri_cap, 0.0)
+    H = u.shape[0]
+    sp_used = np.zeros((H, len(inst.layers)))
+    states: list[LayerState] = []
+    for s, layer in enumerate(inst.layers):
+        E, a = layer.pools, layer.rates
+        need_units = residual[:, E]
+        need = need_units * a
+        before = np.cumsum(need, axis=1) - need
+        spend = np.clip(sp_cap[:, s : s + 1] - before, 0.0, need)
+        full = spend >= need
+        after = np.where(full, 0.0, need_units - spend / a)
+        residual[:, E] = after
+        sp_used[:, s] = spend.sum(axis=1)
+        if duals:
+            cap = sp_cap[:, s]
+            tiny = 1e-9 * np.maximum(need_units, 1.0)
+            states.append(LayerState(after > tiny, spend > tiny * a, sp_used[:, s] >= cap * (1 - 1e-7)))
+    on_demand_hourly = residual @ inst.on_demand
+    cov = Coverage(residual, ri_cap, sp_cap, sp_used, on_demand_hourly)
+    if duals:
+        cov.e, cov.lam = _marginal_costs(inst, [st.left_over for st in states], u.shape)
+        cov.pi = np.where(u > ri_cap, cov.e, 0.0)
+        cov.layer_state = states
+    return cov
+
+
+def _marginal_costs(inst: Instance, left_over: list[np.ndarray], shape: tuple[int, int]):
+    """Backward pass over layers: e = cost of one more unit entering a layer; lam = layer duals."""
+    H = shape[0]
+    e = np.broadcast_to(inst.on_demand, shape).copy()
+    lam = np.zeros((H, len(inst.layers)))
+    for s in range(len(inst.layers) - 1, -1, -1):
+        layer = inst.layers[s]
+        E, a = layer.pools, layer.rates
+        ratio = np.where(left_over[s], e[:, E] / a, 0.0)
+        lam[:, s] = ratio.max(axis=1) if ratio.shape[1] else 0.0
+        e[:, E] = np.minimum(e[:, E], lam[:, s : s + 1] * a)
+    return e, lam
+
+
+def total_cost(inst: Instance, x: np.ndarray, cov: Coverage | None = None) -> float:
+    cov = cov if cov is not None else evaluate(inst, x, duals=False)
+    return inst.existing_cost + float(inst.dec_window_cost @ x) + cov.on_demand_paid
+
+
+def hourly_gradients(inst: Instance, cov: Coverage) -> np.ndarray:
+    """(H, n): derivative of each hour's on-demand cost with respect to each decision."""
+    H = inst.hours
+    M = np.empty((H, inst.n_decisions))
+    ri = inst.dec_kind == 0
+    M[:, ri] = -cov.pi[:, inst.dec_target[ri]]
+    M[:, ~ri] = -cov.lam[:, inst.dec_target[~ri]]
+    partial = np.flatnonzero((inst.dec_start > 0) | (inst.dec_end < H))
+    for j in partial:
+        M[: inst.dec_start[j], j] = 0.0
+        M[inst.dec_end[j] :, j] = 0.0
+    return M

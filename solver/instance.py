@@ -1,0 +1,220 @@
+"""Arrays the optimizer works on, built once from usage, price book and existing commitments.
+
+Decisions are (offering, purchase hour) pairs; this issue buys at the window start only, but every
+array is indexed by decision so that later purchase dates (laddering) only add decisions.
+Coverage order (DESIGN.md §5): reservations, then savings-plan *groups* (offerings with the same
+eligible pools) from narrowest to broadest; within a group offerings apply cheapest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import numpy as np
+
+from models import Commitment, OfferingKind, PriceBook, UsageMatrix
+
+
+@dataclass(frozen=True)
+class SavingsPlanLayer:
+    """One savings-plan offering as the coverage greedy sees it."""
+
+    offering: str
+    pools: np.ndarray  # pool indices in fill order (highest savings % first, ties lowest rate)
+    rates: np.ndarray  # SP rate per unit-hour for those pools, same order
+    group: int
+
+
+@dataclass
+class Instance:
+    usage: UsageMatrix
+    on_demand: np.ndarray  # (P,) $/unit-hour
+    layers: list[SavingsPlanLayer]  # in application order
+    existing_ri: np.ndarray  # (H, P) reserved units active from existing commitments
+    existing_sp: np.ndarray  # (H, S) $/h of savings-plan commitment active, per layer
+    existing_cost: float  # amortized cost of existing commitments inside the window
+    # decisions
+    dec_offering: list[str]
+    dec_kind: np.ndarray  # 0 = reservation, 1 = savings plan
+    dec_target: np.ndarray  # pool index (reservation) or layer index (savings plan)
+    dec_start: np.ndarray  # first active hour (inclusive)
+    dec_end: np.ndarray  # last active hour (exclusive), clipped to the window
+    dec_unit_cost: np.ndarray  # amortized $ per unit (or per $/h) per active hour
+    dec_increment: np.ndarray
+    dec_upper: np.ndarray  # quantity beyond which buying more can only add cost
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hours(self) -> int:
+        return self.usage.hours
+
+    @property
+    def n_pools(self) -> int:
+        return len(self.usage.pools)
+
+    @property
+    def n_decisions(self) -> int:
+        return len(self.dec_offering)
+
+    @property
+    def dec_window_cost(self) -> np.ndarray:
+        """Cost in the window of one unit of each decision (pro rata to its active hours)."""
+        return self.dec_unit_cost * (self.dec_end - self.dec_start)
+
+    @property
+    def u(self) -> np.ndarray:
+        return self.usage.values
+
+
+def _fill_order(pool_ids: list[int], rates: np.ndarray, on_demand: np.ndarray) -> np.ndarray:
+    savings = 1.0 - rates / on_demand[pool_ids]
+    # lexsort: last key is primary -> savings desc, then lower rate, then pool index
+    order = np.lexsort((np.asarray(pool_ids), rates, -savings))
+    return order
+
+
+def build_layers(prices: PriceBook, pools: tuple[str, ...], on_demand: np.ndarray) -> list[SavingsPlanLayer]:
+    index = {p: i for i, p in enumerate(pools)}
+    plans = [o for o in prices.savings_plans() if any(p in index for p in o.rates)]
+    groups: dict[tuple[str, ...], list] = {}
+    for o in plans:
+        groups.setdefault(tuple(sorted(o.rates)), []).append(o)
+    ordered = sorted(groups, key=lambda key: (len(key), key))
+    layers = []
+    for g, key in enumerate(ordered):
+        members = []
+        for o in groups[key]:
+            ids = [index[p] for p in key if p in index]
+            rates = np.array([o.rates[pools[i]] for i in ids])
+            order = _fill_order(ids, rates, on_demand)
+            ratio = float(np.mean(rates / on_demand[ids]))
+            members.append((ratio, o.id, np.asarray(ids)[order], rates[order]))
+        for _, oid, ids, rates in sorted(members, key=lambda m: (m[0], m[1])):
+            layers.append(SavingsPlanLayer(oid, ids, rates, g))
+    return layers
+
+
+def _active_span(start_hour: int, end_hour: int, hours: int) -> tuple[int, int]:
+    return max(0, min(hours, start_hour)), max(0, min(hours, end_hour))
+
+
+def build_instance(
+    usage: UsageMatrix,
+    prices: PriceBook,
+    existing: list[Commitment] | None = None,
+    purchase_hours: tuple[int, ...] = (0,),
+    prune_dominated: bool = True,
+) -> Instance:
+    pools = usage.pools
+    missing = [p for p in pools if p not in prices.on_demand]
+    if missing:
+        raise ValueError(f"pools without an on-demand price: {missing}")
+    H, P = usage.values.shape
+    index = {p: i for i, p in enumerate(pools)}
+    on_demand = np.array([prices.on_demand[p] for p in pools], dtype=float)
+    layers = build_layers(prices, pools, on_demand)
+    layer_index = {layer.offering: s for s, layer in enumerate(layers)}
+
+    existing_ri = np.zeros((H, P))
+    existing_sp = np.zeros((H, len(layers)))
+    existing_cost = 0.0
+    for c in existing or []:
+        o = prices.offerings[c.offering]
+        a, b = _active_span(usage.hour_index(c.start), usage.hour_index(c.end - timedelta(microseconds=1)) + 1, H)
+        if b <= a:
+            continue
+        existing_cost += c.quantity * o.hourly_cost_per_unit() * (b - a)
+        if o.kind is OfferingKind.RESERVATION:
+            if o.pool in index:
+                existing_ri[a:b, index[o.pool]] += c.quantity
+        elif o.id in layer_index:
+            existing_sp[a:b, layer_index[o.id]] += c.quantity
+
+    u = usage.values
+    peak_pool = u.max(axis=0) if H else np.zeros(P)
+    decisions = []
+    for o in sorted(prices.offerings.values(), key=lambda o: o.id):
+        for h0 in purchase_hours:
+            a, b = _active_span(h0, h0 + o.term_hours, H)
+            if b <= a:
+                continue
+            if o.kind is OfferingKind.RESERVATION:
+                if o.pool not in index:
+                    continue
+                p = index[o.pool]
+                upper = float(peak_pool[p])
+                decisions.append((o.id, 0, p, a, b, o.hourly_cost_per_unit(), o.increment, upper))
+            else:
+                if o.id not in layer_index:
+                    continue
+                s = layer_index[o.id]
+                layer = layers[s]
+                upper = float((u[:, layer.pools] * layer.rates).sum(axis=1).max()) if H else 0.0
+                decisions.append((o.id, 1, s, a, b, 1.0, o.increment, upper))
+    inst = Instance(
+        usage=usage,
+        on_demand=on_demand,
+        layers=layers,
+        existing_ri=existing_ri,
+        existing_sp=existing_sp,
+        existing_cost=existing_cost,
+        dec_offering=[d[0] for d in decisions],
+        dec_kind=np.array([d[1] for d in decisions], dtype=int),
+        dec_target=np.array([d[2] for d in decisions], dtype=int),
+        dec_start=np.array([d[3] for d in decisions], dtype=int),
+        dec_end=np.array([d[4] for d in decisions], dtype=int),
+        dec_unit_cost=np.array([d[5] for d in decisions], dtype=float),
+        dec_increment=np.array([d[6] for d in decisions], dtype=float),
+        dec_upper=np.array([d[7] for d in decisions], dtype=float),
+    )
+    return prune(inst) if prune_dominated else inst
+
+
+def dominated_decisions(inst: Instance) -> np.ndarray:
+    """Mask of decisions another decision beats on every hour at no more cost.
+
+    Two reservations on one pool active over the same hours: the one with the higher amortized
+    rate is never needed. Two savings plans of one group over the same hours: the one whose rate
+    is at least the other's on every pool is never needed. Ties keep the first by offering id.
+    """
+    n = inst.n_decisions
+    out = np.zeros(n, dtype=bool)
+    for i in range(n):
+        for j in range(n):
+            if i == j or out[j] or inst.dec_kind[i] != inst.dec_kind[j]:
+                continue
+            if inst.dec_start[i] != inst.dec_start[j] or inst.dec_end[i] != inst.dec_end[j]:
+                continue
+            if inst.dec_kind[i] == 0:
+                if inst.dec_target[i] != inst.dec_target[j]:
+                    continue
+                ci, cj = inst.dec_unit_cost[i], inst.dec_unit_cost[j]
+                if cj < ci or (cj == ci and j < i):
+                    out[i] = True
+                    break
+            else:
+                li, lj = inst.layers[inst.dec_target[i]], inst.layers[inst.dec_target[j]]
+                if li.group != lj.group:
+                    continue
+                ri = dict(zip(li.pools.tolist(), li.rates.tolist()))
+                rj = dict(zip(lj.pools.tolist(), lj.rates.tolist()))
+                no_worse = all(rj[p] <= ri[p] for p in ri)
+                strictly = any(rj[p] < ri[p] for p in ri)
+                if no_worse and (strictly or j < i):
+                    out[i] = True
+                    break
+    return out
+
+
+def prune(inst: Instance) -> Instance:
+    keep = ~dominated_decisions(inst)
+    if keep.all():
+        return inst
+    dropped = [inst.dec_offering[i] for i in np.flatnonzero(~keep)]
+    idx = np.flatnonzero(keep)
+    inst.notes.append(f"{len(dropped)} offerings never pay off against a cheaper one over the same hours and were left out")
+    inst.dec_offering = [inst.dec_offering[i] for i in idx]
+    for name in ("dec_kind", "dec_target", "dec_start", "dec_end", "dec_unit_cost", "dec_increment", "dec_upper"):
+        setattr(inst, name, getattr(inst, name)[idx])
+    return inst
