@@ -89,3 +89,30 @@ def dual_value(inst: Instance, e: np.ndarray, lam: np.ndarray) -> float:
 
 def _general_dual_value(inst: Instance, e: np.ndarray, lam: np.ndarray) -> float:
     raise NotImplementedError("bounds with several reservation spans per pool arrive with laddering")
+
+
+class NewsvendorLevels:
+    """Per-pool reservation levels that minimize c·R + Σ_t e_t (need_t − R)^+, vectorized.
+
+    The sort of each pool's usage is done once; each call re-weights it with new marginal costs.
+    Only reservation decisions that span the whole window take part (one per pool after pruning).
+    """
+
+    def __init__(self, inst: Instance):
+        H = inst.hours
+        ri = np.flatnonzero((inst.dec_kind == 0) & (inst.dec_start == 0) & (inst.dec_end == H))
+        self.decisions = ri
+        self.pools = inst.dec_target[ri]
+        need = (inst.u - inst.existing_ri)[:, self.pools]
+        self.order = np.argsort(-need, axis=0, kind="stable")
+        self.sorted_need = np.take_along_axis(need, self.order, axis=0)
+        self.cost = inst.dec_window_cost[ri]
+
+    def levels(self, e: np.ndarray) -> np.ndarray:
+        w = np.take_along_axis(e[:, self.pools], self.order, axis=0)
+        cum = np.cumsum(w, axis=0)
+        reached = cum >= self.cost[None, :]
+        k = np.where(reached.any(axis=0), reached.argmax(axis=0), self.sorted_need.shape[0] - 1)
+        level = self.sorted_need[k, np.arange(len(k))]
+        level = np.where(reached.any(axis=0), level, 0.0)
+        return np.maximum(level, 0.0)

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from solver.backends import INF, LinearProgram, LPStatus, new_highs, solve_lp
 from solver.coverage import evaluate, hourly_gradients, total_cost
+from solver.bounds import NewsvendorLevels
 from solver.instance import Instance
 
 
@@ -57,13 +58,13 @@ class _Cuts:
         self.rows: list[np.ndarray] = []
         self.rhs: list[np.ndarray] = []
 
-    def at(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """Evaluate F at x; return (F, cluster values, cluster gradients (k × n))."""
+    def at(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """Evaluate F at x; return (F, cluster values, cluster gradients (k × n), marginal costs e)."""
         cov = evaluate(self.inst, x, duals=True)
         per_hour = cov.on_demand_hourly[self.order]
         values = np.add.reduceat(per_hour, self.starts)
         grads = np.add.reduceat(hourly_gradients(self.inst, cov)[self.order], self.starts, axis=0)
-        return total_cost(self.inst, x, cov), values, grads
+        return total_cost(self.inst, x, cov), values, grads, cov.e
 
     def add(self, x: np.ndarray, values: np.ndarray, grads: np.ndarray) -> None:
         self.rows.append(-grads)
@@ -162,6 +163,7 @@ def solve_decomposition(
     time_limit: float = 600.0,
     x0: np.ndarray | None = None,
     progress: Callable[[int, float, float], None] | None = None,
+    use_polish: bool = False,
 ) -> DecompositionResult:
     t0 = time.perf_counter()
     n = inst.n_decisions
@@ -175,11 +177,20 @@ def solve_decomposition(
     master = _HighsMaster(inst, k, np.zeros(k)) if backend == "highs" else _GenericMaster(inst, k, np.zeros(k), backend)
     upper_bound = inst.dec_upper.copy()
 
+    polish = NewsvendorLevels(inst)
+    last_e = [None]
+
     def probe(x: np.ndarray) -> float:
-        F, values, grads = cuts.at(x)
-        rows = -grads
-        master.add_cuts(rows, values - grads @ x)
+        F, values, grads, e = cuts.at(x)
+        master.add_cuts(-grads, values - grads @ x)
+        last_e[0] = e
         return F
+
+    def polished(x: np.ndarray) -> np.ndarray:
+        """x with each pool's reservation at its newsvendor level for the current marginal costs."""
+        y = x.copy()
+        y[polish.decisions] = np.minimum(polish.levels(last_e[0]), upper_bound[polish.decisions])
+        return y
 
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
     best_F = probe(best_x)
@@ -203,6 +214,11 @@ def solve_decomposition(
             _, global_val = master.solve(np.zeros(n), upper_bound)
             lower = max(lower, fixed + global_val)
         F = probe(x_m)
+        if use_polish and len(polish.decisions):
+            x_p = polished(x_m)
+            F_p = probe(x_p)
+            if F_p < F:
+                x_m, F = x_p, F_p
         predicted = best_F - (fixed + model_val)
         if F < best_F - 0.1 * max(predicted, 0.0) or F < best_F - 1e-12 * abs(best_F) and predicted <= 0:
             if box_active and F < best_F - 0.5 * predicted:

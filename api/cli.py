@@ -1,0 +1,150 @@
+"""The ``commitplan`` command line: thin over the readers, the planner and the bill simulator."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from api.output import bill_table, print_plan, write_atomically
+from models.errors import InputError, PlanningError
+from models.readers import read_existing, read_price_book, read_purchases_from_plan, read_usage
+from solver.backends import BACKENDS
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Size cloud commitments exactly from hourly usage.")
+out = Console(width=None if sys.stdout.isatty() else 140)
+err = Console(stderr=True)
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "examples" / "demo"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _load(usage: Path, prices: Path, existing: Optional[Path]):
+    book = read_price_book(prices)
+    matrix = read_usage(usage, known_pools=set(book.on_demand))
+    held = read_existing(existing, book) if existing else []
+    return matrix, book, held
+
+
+def _solve_with_progress(usage, book, held, backend: str, method: str, gap: float):
+    from solver.planner import plan_for_usage
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), TextColumn("gap {task.fields[gap]}"),
+        TimeElapsedColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(f"solving {len(usage.pools)} pools × {usage.hours:,} hours", total=1.0, gap="—")
+
+        def progress(iteration: int, lower: float, upper: float) -> None:
+            g = (upper - lower) / max(abs(upper), 1e-12)
+            done = 0.0 if g == float("inf") else min(1.0, max(0.0, 1 - (max(g, gap) / 1.0) ** 0.25))
+            bar.update(task, completed=done, gap=f"{g:.1e}")
+
+        return plan_for_usage(usage, book, held, backend=backend, method=method, gap=gap, progress=progress)
+
+
+@app.command()
+def plan(
+    usage: Annotated[Path, typer.Option(help="canonical usage CSV: timestamp,pool,quantity")],
+    prices: Annotated[Path, typer.Option(help="price book CSV")],
+    existing: Annotated[Optional[Path], typer.Option(help="existing commitments CSV")] = None,
+    backend: Annotated[str, typer.Option(help="LP solver: highs, ortools or cbc")] = "highs",
+    method: Annotated[str, typer.Option(help="decomposition (fast, exact) or naive (pool-hour LP)")] = "decomposition",
+    gap: Annotated[float, typer.Option(help="certified relative optimality gap to stop at")] = 1e-6,
+    out_path: Annotated[Optional[Path], typer.Option("--out", help="write the plan JSON here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON instead of tables")] = False,
+) -> None:
+    """Find the purchases that minimize the cost of exactly this usage."""
+    if backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        matrix, book, held = _load(usage, prices, existing)
+        result = _solve_with_progress(matrix, book, held, backend, method, gap)
+    except (InputError, PlanningError, ValueError) as e:
+        _fail(str(e))
+    text = result.model_dump_json(indent=2)
+    if out_path:
+        write_atomically(out_path, text + "\n")
+    if as_json:
+        out.print_json(text)
+    else:
+        print_plan(out, result)
+        if out_path:
+            out.print(f"plan written to {out_path}")
+
+
+@app.command()
+def bill(
+    usage: Annotated[Path, typer.Option(help="canonical usage CSV")],
+    prices: Annotated[Path, typer.Option(help="price book CSV")],
+    plan_path: Annotated[Path, typer.Option("--plan", help="plan JSON whose purchases to bill")],
+    existing: Annotated[Optional[Path], typer.Option(help="existing commitments CSV")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON object")] = False,
+) -> None:
+    """Bill usage hour by hour under existing commitments plus a plan's purchases."""
+    from solver.simulator import simulate_bill
+
+    try:
+        matrix, book, held = _load(usage, prices, existing)
+        purchases = read_purchases_from_plan(plan_path)
+        unknown = sorted({p.offering for p in purchases} - set(book.offerings))
+        if unknown:
+            raise InputError(str(plan_path), f"offerings not in the price book {prices}: {', '.join(unknown)}")
+        result = simulate_bill(matrix, book, held, purchases)
+    except (InputError, ValueError) as e:
+        _fail(str(e))
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        out.print(bill_table(result))
+
+
+@app.command()
+def sample(
+    pools: Annotated[int, typer.Option(min=1, help="number of pools")] = 24,
+    days: Annotated[int, typer.Option(min=1, help="days of hourly usage")] = 365,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same files)")] = 7,
+    out_dir: Annotated[Path, typer.Option("--out", help="directory for usage.csv and prices.csv")] = Path("sample"),
+    savings_plans: Annotated[str, typer.Option(help="full, two or none")] = "full",
+) -> None:
+    """Generate a realistic estate deterministically: hourly usage and a price book."""
+    from scenarios.sample_estate import generate_estate
+
+    try:
+        estate = generate_estate(pools, days, seed, savings_plans=savings_plans)
+    except ValueError as e:
+        _fail(str(e))
+    paths = estate.write(out_dir)
+    out.print(f"wrote {paths['usage']} ({len(estate.usage):,} rows) and {paths['prices']} ({len(estate.prices):,} rows)")
+
+
+@app.command()
+def demo(
+    backend: Annotated[str, typer.Option(help="LP solver: highs, ortools or cbc")] = "highs",
+) -> None:
+    """Plan the shipped sample estate (24 pools, a year of hours) and show what to buy."""
+    usage, prices = DEMO_DIR / "usage.csv.gz", DEMO_DIR / "prices.csv"
+    out.print(f"Planning the shipped sample estate: {usage.name} and {prices.name} from {DEMO_DIR}")
+    try:
+        matrix, book, held = _load(usage, prices, None)
+        result = _solve_with_progress(matrix, book, held, backend, "decomposition", 1e-6)
+    except (InputError, PlanningError) as e:
+        _fail(str(e))
+    print_plan(out, result)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Rich tables for plans and bills, and safe writing of result files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from models import Bill, Plan
+
+
+def money(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a failure leaves no half-written file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def purchases_table(plan: Plan) -> Table:
+    t = Table(title="What to buy", title_justify="left")
+    for col, justify in [("offering", "left"), ("quantity", "right"), ("term", "right"), ("payment", "left"),
+                         ("upfront", "right"), ("window cost", "right"), ("utilization", "right")]:
+        t.add_column(col, justify=justify)
+    used = {(c.offering, c.quantity): c.utilization for c in plan.commitments if c.source == "purchase"}
+    for p in plan.purchases:
+        t.add_row(
+            p.offering, f"{p.quantity:g}" + (" $/h" if p.kind == "savings_plan" else " units"),
+            f"{p.term_months} mo", p.payment or "", money(p.upfront_cost), money(p.window_cost),
+            f"{used.get((p.offering, p.quantity), 0.0):.1%}",
+        )
+    return t
+
+
+def summary_table(plan: Plan) -> Table:
+    s = plan.summary
+    t = Table(title=f"Figures over the window ({plan.window_hours:,} hours from {plan.window_start:%Y-%m-%d %H:%M} UTC)",
+              title_justify="left", show_header=False)
+    t.add_column("figure"); t.add_column("value", justify="right")
+    rows = [
+        ("on-demand equivalent", money(s.on_demand_equivalent)),
+        ("cost with current commitments only", money(s.cost_without_purchases)),
+        ("cost with this plan", money(s.expected_cost)),
+        ("  of which commitments", money(s.commitment_cost)),
+        ("  of which on demand", money(s.on_demand_paid)),
+        ("savings vs on-demand", money(s.expected_savings)),
+        ("savings vs current commitments", money(s.cost_without_purchases - s.expected_cost)),
+        ("effective savings rate", f"{s.effective_savings_rate:.2%}"),
+        ("coverage", f"{s.coverage:.2%}"),
+        ("utilization", f"{s.utilization:.2%}"),
+    ]
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+def solve_line(plan: Plan) -> str:
+    s = plan.solve
+    if s is None:
+        return ""
+    return (f"solved by {s.method} on {s.backend} in {s.seconds:.2f} s ({s.iterations} iterations, {s.status}); "
+            f"certified gap {max(s.gap, 0):.2e}; cost of rounding to sellable quantities {money(s.rounding_cost)}")
+
+
+def bill_table(bill: Bill) -> Table:
+    t = Table(title=f"Bill over {bill.hours:,} hours", title_justify="left", show_header=False)
+    t.add_column("figure"); t.add_column("value", justify="right")
+    for name, value in [
+        ("on-demand equivalent", money(bill.on_demand_equivalent)),
+        ("commitment cost", money(bill.commitment_cost)),
+        ("on demand paid", money(bill.on_demand_paid)),
+        ("total cost", money(bill.total_cost)),
+        ("savings", money(bill.savings)),
+        ("effective savings rate", f"{bill.effective_savings_rate:.2%}"),
+        ("coverage", f"{bill.coverage:.2%}"),
+        ("utilization", f"{bill.utilization:.2%}"),
+    ]:
+        t.add_row(name, value)
+    return t
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    if plan.purchases:
+        console.print(purchases_table(plan))
+    else:
+        console.print("Buy nothing: no commitment lowers the cost of this usage.")
+    console.print(summary_table(plan))
+    console.print(solve_line(plan), style="dim")
+    for note in plan.solve.notes if plan.solve else []:
+        console.print(f"note: {note}", style="dim")
+    console.print(f"cost convention: {plan.cost_convention}", style="dim")

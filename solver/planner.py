@@ -1,0 +1,127 @@
+"""Plan purchases for exactly the given usage: build, solve, round, explain (the core job)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Callable
+
+import numpy as np
+
+from models import Commitment, OfferingKind, PriceBook, UsageMatrix
+from models.errors import PlanningError
+from models.plan import Plan, PlanSummary, PurchaseLine, SolveInfo
+from solver.consistency import greedy_is_optimal
+from solver.coverage import evaluate, hourly_gradients, total_cost
+from solver.decomposition import solve_decomposition
+from solver.instance import Instance, build_instance
+from solver.naive_lp import solve_naive
+from solver.backends import LPStatus
+from solver.report import figures
+from solver.rounding import round_quantities
+
+COST_CONVENTION = (
+    "amortized: every commitment costs, for each hour it is active inside the planning window, "
+    "its hourly rate plus its upfront payment divided by the hours of its term (a savings plan: its "
+    "$/h commitment); a window shorter than a term pays that window's share of the term (pro rata), "
+    "and the rest of the term is neither counted nor credited"
+)
+METHODS = ("decomposition", "naive")
+
+
+def solve_continuous(
+    inst: Instance,
+    backend: str = "highs",
+    method: str = "decomposition",
+    gap: float = 1e-6,
+    progress: Callable[[int, float, float], None] | None = None,
+    time_limit: float = 600.0,
+) -> tuple[np.ndarray, float, float, int, str]:
+    """Return (x, upper bound = billed cost of x, certified lower bound, iterations, status)."""
+    if method == "naive":
+        res = solve_naive(inst, backend)
+        if res.status is not LPStatus.OPTIMAL:
+            raise PlanningError(f"the pool-hour LP ended {res.status.value} on backend {backend}")
+        x = np.clip(res.x[: inst.n_decisions], 0, None)
+        return x, total_cost(inst, x), res.objective, 1, "optimal"
+    if method != "decomposition":
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    d = solve_decomposition(inst, backend=backend, gap=gap, progress=progress, time_limit=time_limit)
+    return d.x, d.upper, d.lower, d.iterations, d.status
+
+
+def plan_for_usage(
+    usage: UsageMatrix,
+    prices: PriceBook,
+    existing: list[Commitment] | None = None,
+    backend: str = "highs",
+    method: str = "decomposition",
+    gap: float = 1e-6,
+    progress: Callable[[int, float, float], None] | None = None,
+    time_limit: float = 600.0,
+) -> Plan:
+    t0 = time.perf_counter()
+    existing = list(existing or [])
+    inst = build_instance(usage, prices, existing)
+    exact, problems = greedy_is_optimal(inst)
+    x_cont, upper, lower, iterations, status = solve_continuous(inst, backend, method, gap, progress, time_limit)
+    x, rounded_cost = round_quantities(inst, x_cont)
+    cov = evaluate(inst, x, duals=True)
+    fig = figures(inst, prices, existing, x, cov)
+    base = figures(inst, prices, existing, np.zeros(inst.n_decisions))
+    grad = inst.dec_window_cost + hourly_gradients(inst, cov).sum(axis=0)
+    lines = [_line(inst, prices, j, x[j], x_cont[j], grad[j], fig) for j in np.flatnonzero(x > 0)]
+    notes = list(inst.notes) + problems
+    return Plan(
+        window_start=usage.start,
+        window_hours=usage.hours,
+        cost_convention=COST_CONVENTION,
+        purchases=lines,
+        summary=PlanSummary(
+            on_demand_equivalent=fig.on_demand_equivalent,
+            expected_cost=fig.total_cost,
+            expected_savings=fig.savings,
+            effective_savings_rate=fig.effective_savings_rate,
+            coverage=fig.coverage,
+            utilization=fig.utilization,
+            commitment_cost=fig.commitment_cost,
+            on_demand_paid=fig.on_demand_paid,
+            cost_without_purchases=base.total_cost,
+        ),
+        commitments=fig.commitments,
+        solve=SolveInfo(
+            backend=backend, method=method, status=status, lower_bound=lower, continuous_cost=upper,
+            gap=(upper - lower) / max(abs(upper), 1e-12), rounding_cost=fig.total_cost - upper,
+            seconds=time.perf_counter() - t0, iterations=iterations, exact_billing_model=exact, notes=notes,
+        ),
+    )
+
+
+def _line(inst: Instance, prices: PriceBook, j: int, q: float, q_cont: float, marginal: float, fig) -> PurchaseLine:
+    o = prices.offerings[inst.dec_offering[j]]
+    usage = next(
+        c for c in fig.commitments if c.source == "purchase" and c.offering == o.id and abs(c.quantity - q) < 1e-12
+    )
+    start = inst.usage.start + timedelta(hours=int(inst.dec_start[j]))
+    if o.kind is OfferingKind.RESERVATION:
+        od = prices.on_demand[o.pool]
+        break_even = o.hourly_cost_per_unit() / od
+        why = (
+            f"reserves {q:g} units of {o.pool}; each unit pays off when used more than {break_even:.1%} of hours "
+            f"(amortized {o.hourly_cost_per_unit():.6f} $/h against {od:.6f} $/h on demand); "
+            f"this purchase is used {usage.utilization:.1%} of its hours in the window"
+        )
+        pool, upfront = o.pool, q * o.upfront
+    else:
+        rates = np.array([r / prices.on_demand[p] for p, r in o.rates.items()])
+        why = (
+            f"commits {q:g} $/h; it covers usage at {1 - rates.max():.1%}–{1 - rates.min():.1%} below on-demand "
+            f"and pays off when more than {rates.min():.1%}–{rates.max():.1%} of the commitment is used; "
+            f"it is used {usage.utilization:.1%} in the window"
+        )
+        pool, upfront = None, q * o.upfront
+    why += f"; one more increment changes the window cost by {marginal * inst.dec_increment[j]:+.2f} $"
+    return PurchaseLine(
+        offering=o.id, quantity=q, start=start, kind=o.kind.value, pool=pool, term_months=o.term_months,
+        payment=o.payment.value, upfront_cost=upfront, window_cost=usage.cost, continuous_quantity=q_cont, why=why,
+    )
