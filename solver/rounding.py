@@ -1,19 +1,23 @@
 """Round continuous purchase quantities to what providers sell, at the least extra cost.
 
 Providers sell reservations in whole units (or normalized units) and savings plans in $0.001/h.
-Starting from the nearest sellable quantities, a coordinate search moves one increment at a time
-while the exact bill falls, trying first the direction the marginal cost points to. Its result is
-a local optimum on the sellable grid (no single one-increment move bills lower); the extra cost
-over the continuous optimum is reported as the cost of rounding.
+From the nearest sellable quantities, a coordinate search minimizes the exact bill along one
+offering at a time on its sellable grid (the bill is convex along a line, so a doubling search
+and a bisection find that line's best point), sweeps until no offering moves, then tries trading
+savings plans against each other and against other offerings a few increments at a time. On
+large portfolios reservations only choose between the two sellable neighbours of the continuous
+optimum (one bill each) and the search runs on savings plans. The extra cost over the continuous
+optimum is reported as the cost of rounding.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 
-from solver.coverage import evaluate, hourly_gradients, total_cost
+from solver.coverage import total_cost
 from solver.instance import Instance
 
 
@@ -23,37 +27,137 @@ def snap(x: np.ndarray, increment: np.ndarray) -> np.ndarray:
     return np.maximum(steps, 0.0) * increment
 
 
-def _step(q: np.ndarray, inc: np.ndarray, j: int, direction: float) -> np.ndarray | None:
-    trial = q.copy()
-    trial[j] = (round(q[j] / inc[j]) + direction) * inc[j]
-    return None if trial[j] < 0 else trial
+def _best_step(cost_at: Callable[[int], float], low: int, current: float) -> tuple[int, float]:
+    """Integer step k ≥ low minimizing a convex cost_at(k), knowing cost_at(0) = current."""
+    for direction in (1, -1):
+        if direction == -1 and low > -1:
+            continue
+        first = cost_at(direction)
+        if first >= current:
+            continue
+        # doubling until the cost stops falling, then bisection in the last bracket
+        prev_k, prev_c, k, c = 0, current, direction, first
+        while True:
+            nxt = 2 * k
+            if direction == -1 and nxt < low:
+                nxt = low
+            if nxt == k:
+                return k, c
+            c_next = cost_at(nxt)
+            if c_next >= c:
+                break
+            prev_k, prev_c, k, c = k, c, nxt, c_next
+        lo, hi = sorted((prev_k, nxt))
+        best_k, best_c = k, c
+        while hi - lo > 2:
+            m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+            c1, c2 = cost_at(m1), cost_at(m2)
+            if c1 < best_c:
+                best_k, best_c = m1, c1
+            if c2 < best_c:
+                best_k, best_c = m2, c2
+            if c1 <= c2:
+                hi = m2
+            else:
+                lo = m1
+        for k2 in range(lo, hi + 1):
+            if k2 not in (best_k, 0) and k2 >= low:
+                c2 = cost_at(k2)
+                if c2 < best_c:
+                    best_k, best_c = k2, c2
+        return best_k, best_c
+    return 0, current
 
 
 def round_quantities(
-    inst: Instance, x: np.ndarray, time_budget: float = 30.0, max_passes: int = 2
+    inst: Instance, x: np.ndarray, time_budget: float = 30.0, max_sweeps: int = 20
 ) -> tuple[np.ndarray, float]:
     inc = inst.dec_increment
     q = snap(x, inc)
-    if inst.n_decisions == 0:
-        return q, total_cost(inst, q)
-    cov = evaluate(inst, q, duals=True)
-    best = total_cost(inst, q, cov)
-    slope = inst.dec_window_cost + hourly_gradients(inst, cov).sum(axis=0)
+    best = total_cost(inst, q)
     deadline = time.perf_counter() + time_budget
-    for _ in range(max_passes):
-        changed = False
-        for j in np.argsort(-inst.dec_window_cost * inc):  # biggest steps first
-            first = -1.0 if slope[j] > 0 else 1.0
-            for direction in (first, -first):
-                trial = _step(q, inc, j, direction)
-                if trial is None:
+    everything = np.arange(inst.n_decisions)
+    search = everything if inst.n_decisions <= 16 else np.flatnonzero(inst.dec_kind == 1)
+    if len(search) < inst.n_decisions:
+        q, best = _floor_or_ceil(inst, np.asarray(x, float), q, best, np.setdiff1d(everything, search), deadline)
+    for _ in range(max_sweeps):
+        q, best = _coordinate_sweeps(inst, q, best, deadline, max_sweeps, search)
+        q, better = _pair_moves(inst, q, best, deadline)
+        if better >= best - 1e-12 * abs(best):
+            break
+        best = better
+    return q, best
+
+
+def _pair_moves(inst: Instance, q: np.ndarray, best: float, deadline: float, reach: int = 3) -> tuple[np.ndarray, float]:
+    """Trade one offering against another by a few increments each (savings plans overlap, so a
+    move along one coordinate can be worse while a joint one is better)."""
+    inc = inst.dec_increment
+    sp = np.flatnonzero(inst.dec_kind == 1)
+    others = np.arange(inst.n_decisions) if inst.n_decisions <= 16 else sp
+    steps = [(a, b) for a in range(-reach, reach + 1) for b in range(-reach, reach + 1) if a and b]
+    pools = [set(inst.layers[inst.dec_target[i]].pools.tolist()) if inst.dec_kind[i] == 1 else {int(inst.dec_target[i])}
+             for i in range(inst.n_decisions)]
+    for i in sp:
+        for j in others:
+            if j == i or (j in sp and j < i) or not pools[i] & pools[j]:
+                continue
+            if (q[i] == 0 or q[j] == 0) and len(others) < inst.n_decisions:
+                continue
+            for a, b in steps:
+                trial = q.copy()
+                trial[i] = (round(q[i] / inc[i]) + a) * inc[i]
+                trial[j] = (round(q[j] / inc[j]) + b) * inc[j]
+                if trial[i] < 0 or trial[j] < 0:
                     continue
-                cost = total_cost(inst, trial)
-                if cost < best - 1e-9 * abs(best):
-                    q, best, changed = trial, cost, True
-                    break
+                c = total_cost(inst, trial)
+                if c < best - 1e-12 * abs(best):
+                    q, best = trial, c
             if time.perf_counter() > deadline:
                 return q, best
-        if not changed:
+    return q, best
+
+
+def _floor_or_ceil(
+    inst: Instance, x: np.ndarray, q: np.ndarray, best: float, which: np.ndarray, deadline: float
+) -> tuple[np.ndarray, float]:
+    """One pass choosing, per offering, the better of the two sellable neighbours of x."""
+    inc = inst.dec_increment
+    for j in which:
+        lo, hi = np.floor(x[j] / inc[j] + 1e-9) * inc[j], np.ceil(x[j] / inc[j] - 1e-9) * inc[j]
+        other = hi if np.isclose(q[j], lo) else lo
+        if np.isclose(other, q[j]) or other < 0:
+            continue
+        trial = q.copy()
+        trial[j] = other
+        c = total_cost(inst, trial)
+        if c < best:
+            q, best = trial, c
+        if time.perf_counter() > deadline:
+            break
+    return q, best
+
+
+def _coordinate_sweeps(
+    inst: Instance, q: np.ndarray, best: float, deadline: float, max_sweeps: int, which: np.ndarray
+) -> tuple[np.ndarray, float]:
+    inc = inst.dec_increment
+    for _ in range(max_sweeps):
+        moved = False
+        for j in which[np.argsort(-inst.dec_window_cost[which] * inc[which], kind="stable")]:
+            units = round(q[j] / inc[j])
+
+            def cost_at(k: int, j: int = j, units: int = units) -> float:
+                trial = q.copy()
+                trial[j] = (units + k) * inc[j]
+                return total_cost(inst, trial)
+
+            k, c = _best_step(cost_at, -units, best)
+            if k != 0 and c < best - 1e-12 * abs(best):
+                q[j] = (units + k) * inc[j]
+                best, moved = c, True
+            if time.perf_counter() > deadline:
+                return q, best
+        if not moved:
             break
     return q, best
