@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.output import bill_table, print_plan, write_atomically
@@ -18,13 +19,13 @@ from solver.backends import BACKENDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Size cloud commitments exactly from hourly usage.")
 out = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "examples" / "demo"
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -59,7 +60,7 @@ def plan(
     existing: Annotated[Optional[Path], typer.Option(help="existing commitments CSV")] = None,
     backend: Annotated[str, typer.Option(help="LP solver: highs, ortools or cbc")] = "highs",
     method: Annotated[str, typer.Option(help="decomposition (fast, exact) or naive (pool-hour LP)")] = "decomposition",
-    gap: Annotated[float, typer.Option(help="certified relative optimality gap to stop at")] = 1e-6,
+    gap: Annotated[float, typer.Option(min=0.0, help="certified relative optimality gap to stop at")] = 1e-6,
     out_path: Annotated[Optional[Path], typer.Option("--out", help="write the plan JSON here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON instead of tables")] = False,
 ) -> None:
@@ -75,11 +76,11 @@ def plan(
     if out_path:
         write_atomically(out_path, text + "\n")
     if as_json:
-        out.print_json(text)
+        sys.stdout.write(text + "\n")
     else:
         print_plan(out, result)
         if out_path:
-            out.print(f"plan written to {out_path}")
+            out.print(f"plan written to {escape(str(out_path))}", highlight=False)
 
 
 @app.command()
@@ -124,7 +125,11 @@ def sample(
     except ValueError as e:
         _fail(str(e))
     paths = estate.write(out_dir)
-    out.print(f"wrote {paths['usage']} ({len(estate.usage):,} rows) and {paths['prices']} ({len(estate.prices):,} rows)")
+    out.print(
+        f"wrote {escape(str(paths['usage']))} ({len(estate.usage):,} rows) and "
+        f"{escape(str(paths['prices']))} ({len(estate.prices):,} rows)",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -132,12 +137,14 @@ def demo(
     backend: Annotated[str, typer.Option(help="LP solver: highs, ortools or cbc")] = "highs",
 ) -> None:
     """Plan the shipped sample estate (24 pools, a year of hours) and show what to buy."""
+    if backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     usage, prices = DEMO_DIR / "usage.csv.gz", DEMO_DIR / "prices.csv"
-    out.print(f"Planning the shipped sample estate: {usage.name} and {prices.name} from {DEMO_DIR}")
+    out.print(f"Planning the shipped sample estate: {usage.name} and {prices.name} from {escape(str(DEMO_DIR))}", highlight=False)
     try:
         matrix, book, held = _load(usage, prices, None)
         result = _solve_with_progress(matrix, book, held, backend, "decomposition", 1e-6)
-    except (InputError, PlanningError) as e:
+    except (InputError, PlanningError, ValueError) as e:
         _fail(str(e))
     print_plan(out, result)
 

@@ -7,6 +7,10 @@ and map native statuses onto :class:`LPStatus`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 from dataclasses import dataclass
 from enum import Enum
 
@@ -65,13 +69,29 @@ def _finite(a: np.ndarray, big: float) -> np.ndarray:
 
 
 def new_highs(threads: int | None = None):
+    """A silent HiGHS instance (its copyright banner would otherwise land on our stdout)."""
     import highspy
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    with _quiet_stdout():
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
     if threads:
         h.setOptionValue("threads", threads)
     return h
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _solve_highs(lp: LinearProgram) -> LPResult:
