@@ -30,6 +30,25 @@ REGIONS: dict[str, tuple[float, float, int]] = {
     "eu-central-1": (1.15, 1.2, 1),
     "ap-southeast-1": (1.20, 1.0, 8),
     "ap-northeast-1": (1.25, 1.0, 9),
+    # further regions are used only when the six above cannot hold the requested pools
+    "us-east-2": (1.00, 1.0, -5),
+    "us-west-1": (1.12, 0.8, -8),
+    "ca-central-1": (1.08, 0.7, -5),
+    "eu-west-2": (1.12, 0.9, 0),
+    "eu-west-3": (1.14, 0.6, 1),
+    "eu-north-1": (1.05, 0.6, 1),
+    "eu-south-1": (1.16, 0.4, 1),
+    "ap-south-1": (1.05, 0.8, 5),
+    "ap-southeast-2": (1.22, 0.8, 10),
+    "ap-northeast-2": (1.20, 0.7, 9),
+    "ap-northeast-3": (1.25, 0.4, 9),
+    "ap-east-1": (1.30, 0.4, 8),
+    "sa-east-1": (1.45, 0.5, -3),
+    "me-south-1": (1.30, 0.3, 3),
+    "af-south-1": (1.35, 0.3, 2),
+    "il-central-1": (1.25, 0.3, 2),
+    "ap-southeast-3": (1.22, 0.3, 7),
+    "mx-central-1": (1.20, 0.3, -6),
 }
 # family -> (Linux on-demand $/NU-h in us-east-1 (= .large price / 4), popularity weight)
 FAMILIES: dict[str, tuple[float, float]] = {
@@ -117,7 +136,9 @@ def parse_pool(pool: str) -> tuple[str, str, str]:
 
 def _select_pools(rng: np.random.Generator, n: int) -> tuple[list[tuple[str, str, str]], list[tuple[int, int]]]:
     """Choose ``n`` (region, family, os) combos; returns them and migration index pairs."""
-    regions = list(REGIONS)[: int(np.clip(3 + n // 10, 3, 6))]
+    per_region = sum(1 for o in OPERATING_SYSTEMS for f in FAMILIES if not (o == "windows" and f in GRAVITON))
+    wanted = max(int(np.clip(3 + n // 10, 3, 6)), -(-n // per_region))
+    regions = list(REGIONS)[: min(wanted, len(REGIONS))]
     combos = [(r, f, o) for o in OPERATING_SYSTEMS for f in FAMILIES for r in regions
               if not (o == "windows" and f in GRAVITON)]
     if n > len(combos):

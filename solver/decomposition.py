@@ -108,9 +108,13 @@ class _HighsMaster:
         h.changeColsCost(n + k, np.arange(n + k, dtype=np.int32), cost)
         self.global_lo, self.global_hi = lo.copy(), hi.copy()
         self.highspy = highspy
+        self.rhs = np.zeros(0)
+        self.idle = np.zeros(0, dtype=int)  # consecutive solves each cut has been slack
 
     def add_cuts(self, rows: np.ndarray, rhs: np.ndarray) -> None:
         k, n = rows.shape
+        self.rhs = np.r_[self.rhs, rhs]
+        self.idle = np.r_[self.idle, np.zeros(k, dtype=int)]
         M = sp.hstack([sp.csr_matrix(rows), sp.identity(k, format="csr")]).tocsr()
         M.eliminate_zeros()
         inf = self.h.getInfinity()
@@ -122,8 +126,25 @@ class _HighsMaster:
         self.h.run()
         if self.h.getModelStatus() != self.highspy.HighsModelStatus.kOptimal:
             raise RuntimeError(f"master LP: {self.h.modelStatusToString(self.h.getModelStatus())}")
-        sol = np.asarray(self.h.getSolution().col_value)
-        return sol[:n], self.h.getInfo().objective_function_value
+        solution = self.h.getSolution()
+        sol = np.asarray(solution.col_value)
+        value = self.h.getInfo().objective_function_value
+        self._forget_idle_cuts(np.asarray(solution.row_value))
+        return sol[:n], value
+
+    def _forget_idle_cuts(self, activity: np.ndarray, patience: int = 10, keep: int = 2000) -> None:
+        """Drop cuts slack for ``patience`` solves once the pool is large: any subset of valid cuts
+        still gives a valid lower bound, and the master stays small enough to re-solve quickly."""
+        slack = activity - self.rhs > 1e-9 * np.maximum(1.0, np.abs(self.rhs))
+        self.idle = np.where(slack, self.idle + 1, 0)
+        if len(self.rhs) <= keep:
+            return
+        drop = np.flatnonzero(self.idle >= patience)
+        if len(drop):
+            self.h.deleteRows(len(drop), drop.astype(np.int32))
+            mask = np.ones(len(self.rhs), dtype=bool)
+            mask[drop] = False
+            self.rhs, self.idle = self.rhs[mask], self.idle[mask]
 
 
 class _GenericMaster:
@@ -163,7 +184,7 @@ def solve_decomposition(
     time_limit: float = 600.0,
     x0: np.ndarray | None = None,
     progress: Callable[[int, float, float], None] | None = None,
-    use_polish: bool = False,
+    use_polish: bool = True,
 ) -> DecompositionResult:
     t0 = time.perf_counter()
     n = inst.n_decisions
@@ -174,7 +195,12 @@ def solve_decomposition(
     labels = hour_clusters(inst, clusters)
     cuts = _Cuts(inst, labels)
     k = cuts.k
-    master = _HighsMaster(inst, k, np.zeros(k)) if backend == "highs" else _GenericMaster(inst, k, np.zeros(k), backend)
+    if backend == "highs":
+        # two live masters: the trust-region one moves its bounds every iteration; the unboxed one,
+        # which certifies the lower bound, keeps its bounds and so warm-starts well
+        master, bound_master = _HighsMaster(inst, k, np.zeros(k)), _HighsMaster(inst, k, np.zeros(k))
+    else:
+        master = bound_master = _GenericMaster(inst, k, np.zeros(k), backend)
     upper_bound = inst.dec_upper.copy()
 
     polish = NewsvendorLevels(inst)
@@ -183,6 +209,8 @@ def solve_decomposition(
     def probe(x: np.ndarray) -> float:
         F, values, grads, e = cuts.at(x)
         master.add_cuts(-grads, values - grads @ x)
+        if bound_master is not master:
+            bound_master.add_cuts(-grads, values - grads @ x)
         last_e[0] = e
         return F
 
@@ -210,8 +238,8 @@ def solve_decomposition(
         box_active = np.any((x_m <= lo + tol) & (lo > tol)) or np.any((x_m >= hi - tol) & (hi < upper_bound - tol))
         if not box_active:
             lower = max(lower, fixed + model_val)
-        elif best_F - (fixed + model_val) <= gap * abs(best_F) or it % 10 == 0:
-            _, global_val = master.solve(np.zeros(n), upper_bound)
+        elif best_F - (fixed + model_val) <= gap * abs(best_F) or it % 5 == 0:
+            _, global_val = bound_master.solve(np.zeros(n), upper_bound)
             lower = max(lower, fixed + global_val)
         F = probe(x_m)
         if use_polish and len(polish.decisions):
