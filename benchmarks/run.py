@@ -101,8 +101,8 @@ def _solve_decomposition(inst: Any, gap: float, limit: float) -> dict[str, Any]:
 
 
 def _solve_naive(inst: Any) -> dict[str, Any]:
-    # solve_naive(inst, "highs") is exactly solve_lp(build_naive_lp(inst), "highs"); called in two
-    # steps here to report the LP's size and the build time apart.
+    # solve_naive(inst, "highs") is exactly solve_lp(build_naive_lp(inst), "highs", method="ipm");
+    # called in two steps here to report the LP's size and the build time apart.
     from solver.backends import solve_lp
     from solver.coverage import total_cost
     from solver.naive_lp import build_naive_lp
@@ -110,7 +110,7 @@ def _solve_naive(inst: Any) -> dict[str, Any]:
     t = time.perf_counter()
     lp = build_naive_lp(inst)
     built = time.perf_counter() - t
-    res = solve_lp(lp, "highs")
+    res = solve_lp(lp, "highs", method="ipm")
     seconds = time.perf_counter() - t
     x = res.x[: inst.n_decisions].clip(0, None)
     billed = total_cost(inst, x) if res.status.value == "optimal" else float("nan")

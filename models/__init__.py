@@ -2,6 +2,7 @@
 
 from models.commitments import Commitment, Purchase
 from models.errors import InputError
+from models.pools import Pool
 from models.pricing import HOURS_PER_MONTH, Offering, OfferingKind, Payment, PriceBook
 from models.usage import UsageMatrix
 from models.plan import Plan, PlanSummary, PurchaseLine
@@ -17,6 +18,7 @@ __all__ = [
     "OfferingKind",
     "Payment",
     "Plan",
+    "Pool",
     "PlanSummary",
     "PriceBook",
     "Purchase",

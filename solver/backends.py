@@ -54,9 +54,10 @@ class SolverError(RuntimeError):
     pass
 
 
-def solve_lp(lp: LinearProgram, backend: str = "highs") -> LPResult:
+def solve_lp(lp: LinearProgram, backend: str = "highs", method: str = "choose") -> LPResult:
+    """Solve ``lp``; ``method`` picks HiGHS's algorithm (choose, simplex, ipm) and is ignored elsewhere."""
     if backend == "highs":
-        return _solve_highs(lp)
+        return _solve_highs(lp, method)
     if backend == "ortools":
         return _solve_ortools(lp)
     if backend == "cbc":
@@ -94,10 +95,11 @@ def _quiet_stdout():
         os.close(devnull)
 
 
-def _solve_highs(lp: LinearProgram) -> LPResult:
+def _solve_highs(lp: LinearProgram, method: str = "choose") -> LPResult:
     import highspy
 
     h = new_highs()
+    h.setOptionValue("solver", method)
     inf = h.getInfinity()
     A = lp.A.tocsc()
     model = highspy.HighsLp()

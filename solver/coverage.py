@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from solver.instance import Instance
 
@@ -29,20 +30,10 @@ class Coverage:
     pi: np.ndarray | None = None  # (H, P)
     lam: np.ndarray | None = None  # (H, S)
     e: np.ndarray | None = None  # (H, P) cost of one more unit of a pool's usage above reservations
-    layer_state: list["LayerState"] | None = None
 
     @property
     def on_demand_paid(self) -> float:
         return float(self.on_demand_hourly.sum())
-
-
-@dataclass
-class LayerState:
-    """What one savings-plan layer did in each hour (kept for dual bounds)."""
-
-    left_over: np.ndarray  # (H, |E|) residual remains after the layer
-    covered: np.ndarray  # (H, |E|) the layer covered some of the pool
-    exhausted: np.ndarray  # (H,) the layer's commitment was used up
 
 
 def capacities(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,12 +52,27 @@ def capacities(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
+    """Bill every hour for purchase quantities ``x`` (compiled kernel)."""
+    from solver.kernels import bill_hours
+
+    u = inst.u
+    ri_cap, sp_cap = capacities(inst, np.asarray(x, dtype=float))
+    ptr, pools, rates = inst.layer_arrays()
+    residual, sp_used, od_hourly, e, pi, lam = bill_hours(u, ri_cap, sp_cap, inst.on_demand, ptr, pools, rates, duals)
+    cov = Coverage(residual, ri_cap, sp_cap, sp_used, od_hourly)
+    if duals:
+        cov.e, cov.pi, cov.lam = e, pi, lam
+    return cov
+
+
+def evaluate_numpy(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
+    """The same billing, vectorized over hours in NumPy: the readable reference for the kernel."""
     u = inst.u
     ri_cap, sp_cap = capacities(inst, np.asarray(x, dtype=float))
     residual = np.maximum(u - ri_cap, 0.0)
     H = u.shape[0]
     sp_used = np.zeros((H, len(inst.layers)))
-    states: list[LayerState] = []
+    left_over: list[np.ndarray] = []  # per layer: (H, |E|) residual remains after it
     for s, layer in enumerate(inst.layers):
         E, a = layer.pools, layer.rates
         need_units = residual[:, E]
@@ -78,15 +84,12 @@ def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
         residual[:, E] = after
         sp_used[:, s] = spend.sum(axis=1)
         if duals:
-            cap = sp_cap[:, s]
-            tiny = 1e-9 * np.maximum(need_units, 1.0)
-            states.append(LayerState(after > tiny, spend > tiny * a, sp_used[:, s] >= cap * (1 - 1e-7)))
+            left_over.append(after > 1e-9 * np.maximum(need_units, 1.0))
     on_demand_hourly = residual @ inst.on_demand
     cov = Coverage(residual, ri_cap, sp_cap, sp_used, on_demand_hourly)
     if duals:
-        cov.e, cov.lam = _marginal_costs(inst, [st.left_over for st in states], u.shape)
+        cov.e, cov.lam = _marginal_costs(inst, left_over, u.shape)
         cov.pi = np.where(u > ri_cap, cov.e, 0.0)
-        cov.layer_state = states
     return cov
 
 
@@ -107,6 +110,25 @@ def _marginal_costs(inst: Instance, left_over: list[np.ndarray], shape: tuple[in
 def total_cost(inst: Instance, x: np.ndarray, cov: Coverage | None = None) -> float:
     cov = cov if cov is not None else evaluate(inst, x, duals=False)
     return inst.existing_cost + float(inst.dec_window_cost @ x) + cov.on_demand_paid
+
+
+def cluster_gradients(inst: Instance, cov: Coverage, clusters: sp.csr_matrix) -> np.ndarray:
+    """(K, n): derivative of each cluster of hours' on-demand cost with respect to each decision.
+
+    ``clusters`` is the K × H 0/1 matrix of hour membership; summing by sparse product avoids
+    materializing an hours × decisions array.
+    """
+    H = inst.hours
+    ri = inst.dec_kind == 0
+    full = (inst.dec_start == 0) & (inst.dec_end == H)
+    grads = np.empty((clusters.shape[0], inst.n_decisions))
+    grads[:, ri] = -(clusters @ cov.pi)[:, inst.dec_target[ri]]
+    grads[:, ~ri] = -(clusters @ cov.lam)[:, inst.dec_target[~ri]]
+    for j in np.flatnonzero(~full):
+        a, b = inst.dec_start[j], inst.dec_end[j]
+        source = cov.pi[:, inst.dec_target[j]] if ri[j] else cov.lam[:, inst.dec_target[j]]
+        grads[:, j] = -(clusters[:, a:b] @ source[a:b])
+    return grads
 
 
 def hourly_gradients(inst: Instance, cov: Coverage) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from solver.backends import INF, LinearProgram, LPStatus, new_highs, solve_lp
-from solver.coverage import evaluate, hourly_gradients, total_cost
-from solver.bounds import NewsvendorLevels
+from solver.coverage import cluster_gradients, evaluate, total_cost
+from solver.newsvendor import NewsvendorLevels
 from solver.instance import Instance
 
 
@@ -47,28 +47,21 @@ def hour_clusters(inst: Instance, k: int) -> np.ndarray:
 
 
 class _Cuts:
-    """Cut pool: θ_k ≥ G_k(x̂) + g_k·(x − x̂), stored as rows [−g_k | e_k] ≥ G_k − g_k·x̂."""
+    """Cuts of each cluster of hours: θ_k ≥ G_k(x̂) + g_k·(x − x̂), i.e. rows [−g_k | e_k] ≥ G_k − g_k·x̂."""
 
     def __init__(self, inst: Instance, labels: np.ndarray):
         self.inst = inst
         self.k = int(labels.max()) + 1
-        order = np.argsort(labels, kind="stable")
-        self.order = order
-        self.starts = np.flatnonzero(np.r_[True, np.diff(labels[order]) != 0])
-        self.rows: list[np.ndarray] = []
-        self.rhs: list[np.ndarray] = []
+        H = inst.hours
+        self.matrix = sp.csr_matrix((np.ones(H), (labels, np.arange(H))), shape=(self.k, H))
 
     def at(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """Evaluate F at x; return (F, cluster values, cluster gradients (k × n), marginal costs e)."""
         cov = evaluate(self.inst, x, duals=True)
-        per_hour = cov.on_demand_hourly[self.order]
-        values = np.add.reduceat(per_hour, self.starts)
-        grads = np.add.reduceat(hourly_gradients(self.inst, cov)[self.order], self.starts, axis=0)
+        values = self.matrix @ cov.on_demand_hourly
+        grads = cluster_gradients(self.inst, cov, self.matrix)
         return total_cost(self.inst, x, cov), values, grads, cov.e
 
-    def add(self, x: np.ndarray, values: np.ndarray, grads: np.ndarray) -> None:
-        self.rows.append(-grads)
-        self.rhs.append(values - grads @ x)
 
 
 def _initial_point(inst: Instance) -> np.ndarray:

@@ -44,6 +44,7 @@ class Instance:
     dec_increment: np.ndarray
     dec_upper: np.ndarray  # quantity beyond which buying more can only add cost
     notes: list[str] = field(default_factory=list)
+    _flat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def hours(self) -> int:
@@ -65,6 +66,16 @@ class Instance:
     @property
     def u(self) -> np.ndarray:
         return self.usage.values
+
+    def layer_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Layers flattened for the compiled kernel: offsets, pool indices, rates (fill order)."""
+        if self._flat is None:
+            ptr = np.zeros(len(self.layers) + 1, dtype=np.int64)
+            ptr[1:] = np.cumsum([len(layer.pools) for layer in self.layers])
+            pools = np.concatenate([layer.pools for layer in self.layers]).astype(np.int64) if self.layers else np.zeros(0, np.int64)
+            rates = np.concatenate([layer.rates for layer in self.layers]).astype(float) if self.layers else np.zeros(0)
+            self._flat = (ptr, pools, rates)
+        return self._flat
 
 
 def _fill_order(pool_ids: list[int], rates: np.ndarray, on_demand: np.ndarray) -> np.ndarray:

@@ -323,3 +323,13 @@ def test_plan_purchases_are_read(tmp_path):
         ("ri1", 2.0, datetime(2025, 2, 1, tzinfo=UTC)),
         ("sp1", 0.125, datetime(2025, 3, 1, tzinfo=UTC)),
     ]
+
+
+def test_pool_ids_parse_into_their_parts():
+    from models import Pool
+
+    pool = Pool.parse("aws:ec2:us-east-1:m5:linux")
+    assert (pool.provider, pool.service, pool.region, pool.family, pool.os) == ("aws", "ec2", "us-east-1", "m5", "linux")
+    assert Pool.parse("gcp-n2-europe-west1").region == ""
+    with pytest.raises(ValueError):
+        Pool.parse("  ")

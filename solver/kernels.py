@@ -1,0 +1,103 @@
+"""Compiled hourly billing kernel (numba): the greedy fill and its marginal costs in one pass.
+
+Same rules and outputs as the vectorized NumPy path in :mod:`solver.coverage` (tests check that
+both agree), but one pass over each hour instead of some thirty passes over hours × pools
+arrays: at 1,000 pools × 8,760 hours the NumPy path spends ~1.5 s per evaluation moving memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals):
+    """Return residual (H,P), sp_used (H,S), on_demand_hourly (H,), e (H,P), pi (H,P), lam (H,S).
+
+    ``e`` is the cost of one more unit of a pool's usage above its reservations, ``pi`` the same
+    where usage exceeds the reservations (else 0: more reservation would not help that hour), and
+    ``lam`` each layer's price of commitment. They are only filled when ``duals`` is true.
+    """
+    H, P = u.shape
+    S = layer_ptr.shape[0] - 1
+    residual = np.empty((H, P))
+    sp_used = np.zeros((H, S))
+    od_hourly = np.zeros(H)
+    e = np.zeros((H, P)) if duals else np.zeros((1, 1))
+    pi = np.zeros((H, P)) if duals else np.zeros((1, 1))
+    lam = np.zeros((H, S))
+    n_pairs = layer_pools.shape[0]
+    for t in prange(H):
+        res = residual[t]
+        for p in range(P):
+            v = u[t, p] - ri_cap[t, p]
+            res[p] = v if v > 0.0 else 0.0
+        left = np.zeros(n_pairs, dtype=np.bool_)
+        for s in range(S):
+            cap = sp_cap[t, s]
+            spent = 0.0
+            for k in range(layer_ptr[s], layer_ptr[s + 1]):
+                p = layer_pools[k]
+                a = layer_rates[k]
+                units = res[p]
+                if units <= 0.0:
+                    continue
+                need = units * a
+                if need <= cap:
+                    cap -= need
+                    spent += need
+                    res[p] = 0.0
+                else:
+                    covered = cap / a
+                    spent += cap
+                    cap = 0.0
+                    rest = units - covered
+                    res[p] = rest
+                    left[k] = rest > 1e-9 * (units if units > 1.0 else 1.0)
+            sp_used[t, s] = spent
+        total = 0.0
+        for p in range(P):
+            total += res[p] * od[p]
+        od_hourly[t] = total
+        if duals:
+            et = e[t]
+            for p in range(P):
+                et[p] = od[p]
+            for s in range(S - 1, -1, -1):
+                best = 0.0
+                for k in range(layer_ptr[s], layer_ptr[s + 1]):
+                    if left[k]:
+                        r = et[layer_pools[k]] / layer_rates[k]
+                        if r > best:
+                            best = r
+                lam[t, s] = best
+                for k in range(layer_ptr[s], layer_ptr[s + 1]):
+                    p = layer_pools[k]
+                    price = best * layer_rates[k]
+                    if price < et[p]:
+                        et[p] = price
+            for p in range(P):
+                pi[t, p] = et[p] if u[t, p] > ri_cap[t, p] else 0.0
+    return residual, sp_used, od_hourly, e, pi, lam
+
+
+@njit(parallel=True, cache=True)
+def newsvendor_levels(order, sorted_need, e, pools, cost):
+    """Per column j: the usage level where the weight e of hours above it first reaches cost[j].
+
+    ``order[:, j]`` sorts pool ``pools[j]``'s hours by descending need; hours are walked in that
+    order until the accumulated marginal cost reaches the reservation's cost (weighted quantile).
+    """
+    H, n = order.shape
+    out = np.zeros(n)
+    for j in prange(n):
+        p = pools[j]
+        total = 0.0
+        for i in range(H):
+            total += e[order[i, j], p]
+            if total >= cost[j]:
+                level = sorted_need[i, j]
+                out[j] = level if level > 0.0 else 0.0
+                break
+    return out
