@@ -84,7 +84,17 @@ def _time_calls(owner: type, name: str, spent: dict[str, float]) -> None:
 
 
 def _solve_decomposition(inst: Any, gap: float, limit: float) -> dict[str, Any]:
+    import numpy as np
+
     from solver import decomposition as dec
+    from solver.coverage import evaluate
+    from solver.newsvendor import NewsvendorLevels
+
+    # load the compiled kernels (numba's on-disk cache) before timing: a once-per-process cost
+    t = time.perf_counter()
+    cov = evaluate(inst, np.zeros(inst.n_decisions), duals=True)
+    NewsvendorLevels(inst).levels(cov.e)
+    warm = time.perf_counter() - t
 
     spent: dict[str, float] = {}
     _time_calls(dec._Cuts, "at", spent)  # hourly subproblems: greedy bill, duals, cluster cuts
@@ -96,7 +106,7 @@ def _solve_decomposition(inst: Any, gap: float, limit: float) -> dict[str, Any]:
     split["other"] = r.seconds - sum(spent.values())
     return {
         "seconds": r.seconds, "iterations": r.iterations, "upper": r.upper, "lower": r.lower,
-        "gap": r.gap, "status": r.status, "split": split,
+        "gap": r.gap, "status": r.status, "split": split, "kernel_warmup_seconds": warm,
     }
 
 
@@ -217,7 +227,9 @@ def markdown(cases: list[dict[str, Any]], header: str, notes: list[str]) -> str:
               "| lower bound | time split |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cases:
         r = c["result"]
-        split = ", ".join(f"{k} {v:.1f} s" for k, v in r.get("split", {}).items())
+        split = ", ".join(f"{k} {v:.2f} s" for k, v in r.get("split", {}).items())
+        if "kernel_warmup_seconds" in r:
+            split += f" (plus {r['kernel_warmup_seconds']:.2f} s loading the compiled kernels, untimed)"
         if c["method"] == "naive" and "lp_rows" in r:
             split = f"LP {r['lp_rows']:,} rows × {r['lp_cols']:,} cols, {r['lp_nnz']:,} nnz; build {r['lp_build_seconds']:.1f} s"
         lines.append(

@@ -1,4 +1,8 @@
-"""Exact hourly coverage by the billing rules, vectorized over hours, with its marginal costs.
+"""Exact hourly coverage by the billing rules, with its marginal costs.
+
+:func:`evaluate` runs the compiled kernel (:mod:`solver.kernels`); :func:`evaluate_numpy` is the
+same computation vectorized over hours in NumPy, kept as the readable reference the kernel is
+tested against.
 
 Given the quantity of every decision, each hour is billed as DESIGN.md §5 says: reservations
 first, then savings-plan layers in order, each filling its pools by descending savings

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from solver.coverage import total_cost
+from solver.coverage import evaluate, total_cost
 from solver.instance import Instance
 
 
@@ -121,20 +121,33 @@ def _pair_moves(inst: Instance, q: np.ndarray, best: float, deadline: float, rea
 def _floor_or_ceil(
     inst: Instance, x: np.ndarray, q: np.ndarray, best: float, which: np.ndarray, deadline: float
 ) -> tuple[np.ndarray, float]:
-    """One pass choosing, per offering, the better of the two sellable neighbours of x."""
+    """Choose, per reservation, the better of the two sellable neighbours of x.
+
+    Each choice is judged on the pool's own cost ``c·R + Σ_t e_t (need_t − R)^+`` with the
+    marginal costs ``e`` of the current point (one bill for all pools at once); the combined
+    choice is kept only if the exact bill confirms it is cheaper.
+    """
     inc = inst.dec_increment
+    lo = np.floor(x / inc + 1e-9) * inc
+    hi = np.ceil(x / inc - 1e-9) * inc
+    cov = evaluate(inst, q, duals=True)
+    need = inst.u - inst.existing_ri
+    trial = q.copy()
     for j in which:
-        lo, hi = np.floor(x[j] / inc[j] + 1e-9) * inc[j], np.ceil(x[j] / inc[j] - 1e-9) * inc[j]
-        other = hi if np.isclose(q[j], lo) else lo
-        if np.isclose(other, q[j]) or other < 0:
+        if inst.dec_kind[j] != 0 or np.isclose(lo[j], hi[j]):
             continue
-        trial = q.copy()
-        trial[j] = other
-        c = total_cost(inst, trial)
-        if c < best:
-            q, best = trial, c
-        if time.perf_counter() > deadline:
-            break
+        p, a, b = inst.dec_target[j], inst.dec_start[j], inst.dec_end[j]
+        n, e = need[a:b, p], cov.e[a:b, p]
+        others = cov.ri_cap[a:b, p] - q[j] - inst.existing_ri[a:b, p]  # other reservations on the pool
+
+        def pool_cost(level: float) -> float:
+            return inst.dec_window_cost[j] * level + float(e @ np.maximum(n - others - level, 0.0))
+
+        trial[j] = lo[j] if pool_cost(lo[j]) <= pool_cost(hi[j]) else hi[j]
+    if not np.array_equal(trial, q):
+        cost = total_cost(inst, trial)
+        if cost < best:
+            q, best = trial, cost
     return q, best
 
 
