@@ -189,29 +189,27 @@ def dominated_decisions(inst: Instance) -> np.ndarray:
     rate is never needed. Two savings plans of one group over the same hours: the one whose rate
     is at least the other's on every pool is never needed. Ties keep the first by offering id.
     """
-    n = inst.n_decisions
-    out = np.zeros(n, dtype=bool)
-    for i in range(n):
-        for j in range(n):
-            if i == j or out[j] or inst.dec_kind[i] != inst.dec_kind[j]:
-                continue
-            if inst.dec_start[i] != inst.dec_start[j] or inst.dec_end[i] != inst.dec_end[j]:
-                continue
-            if inst.dec_kind[i] == 0:
-                if inst.dec_target[i] != inst.dec_target[j]:
+    out = np.zeros(inst.n_decisions, dtype=bool)
+    groups: dict[tuple, list[int]] = {}
+    for j in range(inst.n_decisions):
+        kind, target = int(inst.dec_kind[j]), int(inst.dec_target[j])
+        key = (kind, target if kind == 0 else inst.layers[target].group, int(inst.dec_start[j]), int(inst.dec_end[j]))
+        groups.setdefault(key, []).append(j)
+    for (kind, *_), members in groups.items():
+        if len(members) < 2:
+            continue
+        if kind == 0:
+            best = min(members, key=lambda j: (inst.dec_unit_cost[j], j))
+            out[[j for j in members if j != best]] = True
+            continue
+        rates = {j: dict(zip(inst.layers[inst.dec_target[j]].pools.tolist(), inst.layers[inst.dec_target[j]].rates.tolist()))
+                 for j in members}
+        for i in members:
+            for j in members:
+                if i == j or out[j]:
                     continue
-                ci, cj = inst.dec_unit_cost[i], inst.dec_unit_cost[j]
-                if cj < ci or (cj == ci and j < i):
-                    out[i] = True
-                    break
-            else:
-                li, lj = inst.layers[inst.dec_target[i]], inst.layers[inst.dec_target[j]]
-                if li.group != lj.group:
-                    continue
-                ri = dict(zip(li.pools.tolist(), li.rates.tolist()))
-                rj = dict(zip(lj.pools.tolist(), lj.rates.tolist()))
-                no_worse = all(rj[p] <= ri[p] for p in ri)
-                strictly = any(rj[p] < ri[p] for p in ri)
+                no_worse = all(rates[j][p] <= r for p, r in rates[i].items())
+                strictly = any(rates[j][p] < r for p, r in rates[i].items())
                 if no_worse and (strictly or j < i):
                     out[i] = True
                     break
