@@ -155,3 +155,10 @@ def test_shipped_demo_matches_fresh_generation(tmp_path: Path) -> None:
     shipped = (DEMO_DIR / "usage.csv.gz").read_bytes()
     assert len(shipped) < 3_000_000
     assert gzip.decompress(fresh["usage"].read_bytes()) == gzip.decompress(shipped)
+
+
+def test_a_thousand_pools_fit_in_more_regions():
+    estate = generate_estate(1000, 1, seed=3, savings_plans="two")
+    assert len(set(estate.pools)) == 1000
+    regions = {p.split(":")[2] for p in estate.pools}
+    assert len(regions) > 6
