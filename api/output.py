@@ -47,7 +47,7 @@ def purchases_table(plan: Plan) -> Table:
 
 def summary_table(plan: Plan) -> Table:
     s = plan.summary
-    t = Table(title=f"Figures over the window ({plan.window_hours:,} hours from {plan.window_start:%Y-%m-%d %H:%M} UTC)",
+    t = Table(title=f"Figures ({plan.window_hours:,} h from {plan.window_start:%Y-%m-%d %H:%M} UTC)",
               title_justify="left", show_header=False)
     t.add_column("figure"); t.add_column("value", justify="right")
     rows = [
@@ -71,8 +71,10 @@ def solve_line(plan: Plan) -> str:
     s = plan.solve
     if s is None:
         return ""
+    gap = (f"certified gap {max(s.gap, 0):.2e}" if s.exact_billing_model else
+           f"gap {max(s.gap, 0):.2e} against the LP model, not certified for this price book (see notes)")
     return (f"solved by {s.method} on {s.backend} in {s.seconds:.2f} s ({s.iterations} iterations, {s.status}); "
-            f"certified gap {max(s.gap, 0):.2e}; cost of rounding to sellable quantities {money(s.rounding_cost)}")
+            f"{gap}; cost of rounding to sellable quantities {money(s.rounding_cost)}")
 
 
 def bill_table(bill: Bill) -> Table:
