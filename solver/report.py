@@ -11,22 +11,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
-from models import CommitmentUsage, Commitment, OfferingKind, PriceBook
+from models import Bill, Commitment, CommitmentUsage, OfferingKind, PriceBook
 from solver.coverage import Coverage, evaluate
 from solver.instance import Instance
-
-
-@dataclass
-class Figures:
-    on_demand_equivalent: float
-    commitment_cost: float
-    on_demand_paid: float
-    total_cost: float
-    savings: float
-    effective_savings_rate: float
-    coverage: float
-    utilization: float
-    commitments: list[CommitmentUsage]
 
 
 @dataclass
@@ -66,7 +53,8 @@ def _held(inst: Instance, prices: PriceBook, existing: list[Commitment], x: np.n
     return out
 
 
-def figures(inst: Instance, prices: PriceBook, existing: list[Commitment], x: np.ndarray, cov: Coverage | None = None) -> Figures:
+def figures(inst: Instance, prices: PriceBook, existing: list[Commitment], x: np.ndarray, cov: Coverage | None = None) -> Bill:
+    """The bill of plan ``x`` as the optimizer computes it (same type as the simulator's, for comparison)."""
     cov = cov if cov is not None else evaluate(inst, x, duals=False)
     u = inst.u
     ode = float((u @ inst.on_demand).sum())
@@ -97,7 +85,7 @@ def figures(inst: Instance, prices: PriceBook, existing: list[Commitment], x: np
             utilization=used / capacity if capacity > 0 else 0.0,
         ))
     total = total_commit + paid
-    return Figures(
+    return Bill(
         on_demand_equivalent=ode,
         commitment_cost=total_commit,
         on_demand_paid=paid,
@@ -106,5 +94,6 @@ def figures(inst: Instance, prices: PriceBook, existing: list[Commitment], x: np
         effective_savings_rate=(ode - total) / ode if ode > 0 else 0.0,
         coverage=covered / ode if ode > 0 else 0.0,
         utilization=min(1.0, total_used_value / total_commit) if total_commit > 0 else 1.0,
+        hours=inst.hours,
         commitments=lines,
     )
