@@ -12,7 +12,7 @@ from models import Commitment, OfferingKind, PriceBook, UsageMatrix
 from models.errors import PlanningError
 from models.plan import Plan, PlanSummary, PurchaseLine, SolveInfo
 from solver.consistency import greedy_is_optimal
-from solver.coverage import evaluate, hourly_gradients, total_cost
+from solver.coverage import evaluate, total_cost
 from solver.decomposition import solve_decomposition
 from solver.instance import Instance, build_instance
 from solver.naive_lp import solve_naive
@@ -69,8 +69,9 @@ def plan_for_usage(
     cov = evaluate(inst, x, duals=True)
     fig = figures(inst, prices, existing, x, cov)
     base = figures(inst, prices, existing, np.zeros(inst.n_decisions))
-    grad = inst.dec_window_cost + hourly_gradients(inst, cov).sum(axis=0)
-    lines = [_line(inst, prices, j, x[j], x_cont[j], grad[j], fig) for j in np.flatnonzero(x > 0)]
+    bought = np.flatnonzero(x > 0)
+    steps = _one_increment_effects(inst, x, fig.total_cost, bought) if len(bought) <= 60 else {}
+    lines = [_line(inst, prices, j, x[j], x_cont[j], steps.get(j), fig) for j in bought]
     notes = list(inst.notes) + problems
     return Plan(
         window_start=usage.start,
@@ -97,7 +98,18 @@ def plan_for_usage(
     )
 
 
-def _line(inst: Instance, prices: PriceBook, j: int, q: float, q_cont: float, marginal: float, fig) -> PurchaseLine:
+def _one_increment_effects(inst: Instance, x: np.ndarray, cost: float, which: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Exact change of the window's bill for one increment more and one increment less of each purchase."""
+    out = {}
+    for j in which:
+        more, less = x.copy(), x.copy()
+        more[j] += inst.dec_increment[j]
+        less[j] = max(0.0, less[j] - inst.dec_increment[j])
+        out[int(j)] = (total_cost(inst, more) - cost, total_cost(inst, less) - cost)
+    return out
+
+
+def _line(inst: Instance, prices: PriceBook, j: int, q: float, q_cont: float, steps, fig) -> PurchaseLine:
     o = prices.offerings[inst.dec_offering[j]]
     usage = next(
         c for c in fig.commitments if c.source == "purchase" and c.offering == o.id and abs(c.quantity - q) < 1e-12
@@ -120,7 +132,10 @@ def _line(inst: Instance, prices: PriceBook, j: int, q: float, q_cont: float, ma
             f"it is used {usage.utilization:.1%} in the window"
         )
         pool, upfront = None, q * o.upfront
-    why += f"; one more increment changes the window cost by {marginal * inst.dec_increment[j]:+.2f} $"
+    if steps is not None:
+        unit = "$/h" if o.kind is OfferingKind.SAVINGS_PLAN else "units"
+        why += (f"; buying {inst.dec_increment[j]:g} {unit} more would change the window's bill by {steps[0]:+.2f} $, "
+                f"{inst.dec_increment[j]:g} {unit} less by {steps[1]:+.2f} $")
     return PurchaseLine(
         offering=o.id, quantity=q, start=start, kind=o.kind.value, pool=pool, term_months=o.term_months,
         payment=o.payment.value, upfront_cost=upfront, window_cost=usage.cost, continuous_quantity=q_cont, why=why,
