@@ -132,3 +132,23 @@ def test_continuous_optimum_is_not_beaten_by_continuous_perturbations():
     for _ in range(100):
         y = np.maximum(res.x + rng.normal(0, 0.05, inst.n_decisions) * np.maximum(res.x, 0.1), 0)
         assert total_cost(inst, y) >= res.lower - 1e-9 * abs(res.lower)
+
+
+def test_explained_increments_are_exact_rebills_and_never_save():
+    """The 'one increment more / less' figures in each explanation are re-bills by the simulator."""
+    import re
+
+    usage, prices = estate(41, pools=5, hours=200)
+    plan = plan_for_usage(usage, prices)
+    base = _bill(usage, prices, [], plan).total_cost
+    for line in plan.purchases:
+        more, less = map(float, re.findall(r"by ([+-]\d+\.\d+) \$", line.why))
+        inc = prices.offerings[line.offering].increment
+        for delta, quoted in ((inc, more), (-inc, less)):
+            changed = [
+                Purchase(offering=p.offering, quantity=max(0.0, p.quantity + (delta if p is line else 0.0)), start=p.start)
+                for p in plan.purchases
+            ]
+            rebill = simulate_bill(usage, prices, [], [c for c in changed if c.quantity > 0]).total_cost
+            assert rebill - base == pytest.approx(quoted, abs=0.005 + 1e-9)
+            assert quoted >= -0.005
