@@ -133,17 +133,3 @@ def cluster_gradients(inst: Instance, cov: Coverage, clusters: sp.csr_matrix) ->
         source = cov.pi[:, inst.dec_target[j]] if ri[j] else cov.lam[:, inst.dec_target[j]]
         grads[:, j] = -(clusters[:, a:b] @ source[a:b])
     return grads
-
-
-def hourly_gradients(inst: Instance, cov: Coverage) -> np.ndarray:
-    """(H, n): derivative of each hour's on-demand cost with respect to each decision."""
-    H = inst.hours
-    M = np.empty((H, inst.n_decisions))
-    ri = inst.dec_kind == 0
-    M[:, ri] = -cov.pi[:, inst.dec_target[ri]]
-    M[:, ~ri] = -cov.lam[:, inst.dec_target[~ri]]
-    partial = np.flatnonzero((inst.dec_start > 0) | (inst.dec_end < H))
-    for j in partial:
-        M[: inst.dec_start[j], j] = 0.0
-        M[inst.dec_end[j] :, j] = 0.0
-    return M
