@@ -51,7 +51,7 @@ def capacities(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         for (a, b), js in spans.items():
             add = np.zeros(target.shape[1])
             np.add.at(add, inst.dec_target[js], x[js])
-            target[a:b] += add
+            target[inst.span(a, b)] += add
     return ri, sp
 
 
@@ -63,9 +63,10 @@ def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
     ri_cap, sp_cap = capacities(inst, np.asarray(x, dtype=float))
     ptr, pools, rates = inst.layer_arrays()
     residual, sp_used, od_hourly, e, pi, lam = bill_hours(u, ri_cap, sp_cap, inst.on_demand, ptr, pools, rates, duals)
-    cov = Coverage(residual, ri_cap, sp_cap, sp_used, od_hourly)
+    w = inst.hour_weight
+    cov = Coverage(residual, ri_cap, sp_cap, sp_used, od_hourly if w is None else od_hourly * w)
     if duals:
-        cov.e, cov.pi, cov.lam = e, pi, lam
+        cov.e, cov.pi, cov.lam = (e, pi, lam) if w is None else (e * w[:, None], pi * w[:, None], lam * w[:, None])
     return cov
 
 
@@ -122,14 +123,13 @@ def cluster_gradients(inst: Instance, cov: Coverage, clusters: sp.csr_matrix) ->
     ``clusters`` is the K × H 0/1 matrix of hour membership; summing by sparse product avoids
     materializing an hours × decisions array.
     """
-    H = inst.hours
     ri = inst.dec_kind == 0
-    full = (inst.dec_start == 0) & (inst.dec_end == H)
+    full = inst.spans_horizon()
     grads = np.empty((clusters.shape[0], inst.n_decisions))
     grads[:, ri] = -(clusters @ cov.pi)[:, inst.dec_target[ri]]
     grads[:, ~ri] = -(clusters @ cov.lam)[:, inst.dec_target[~ri]]
     for j in np.flatnonzero(~full):
-        a, b = inst.dec_start[j], inst.dec_end[j]
+        rows = inst.span(inst.dec_start[j], inst.dec_end[j])
         source = cov.pi[:, inst.dec_target[j]] if ri[j] else cov.lam[:, inst.dec_target[j]]
-        grads[:, j] = -(clusters[:, a:b] @ source[a:b])
+        grads[:, j] = -(clusters[:, rows] @ source[rows])
     return grads

@@ -75,7 +75,7 @@ def _initial_point(inst: Instance) -> np.ndarray:
         p = inst.dec_target[j]
         ratio = inst.dec_unit_cost[j] / inst.on_demand[p]
         if ratio < 1:
-            col = u[inst.dec_start[j] : inst.dec_end[j], p]
+            col = u[inst.span(inst.dec_start[j], inst.dec_end[j]), p]
             x[j] = max(0.0, float(np.quantile(col, ratio)))
     # several reservation offerings of one pool share it: keep the cheapest's level only
     for p in np.unique(inst.dec_target[inst.dec_kind == 0]):

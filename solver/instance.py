@@ -44,11 +44,30 @@ class Instance:
     dec_increment: np.ndarray
     dec_upper: np.ndarray  # quantity beyond which buying more can only add cost
     notes: list[str] = field(default_factory=list)
+    # Scenarios stacked along the hour axis (None: one scenario, hour t is time t, weight 1)
+    hour_time: np.ndarray | None = None  # time offset in the horizon of each stacked hour
+    hour_weight: np.ndarray | None = None  # probability of the scenario each stacked hour belongs to
     _flat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def hours(self) -> int:
+        """Rows of the usage matrix (all scenarios' hours when they are stacked)."""
         return self.usage.hours
+
+    @property
+    def horizon(self) -> int:
+        """Hours of the planning horizon (of one scenario)."""
+        return self.hours if self.hour_time is None else int(self.hour_time.max()) + 1
+
+    def span(self, a: int, b: int) -> slice | np.ndarray:
+        """Rows of the usage matrix whose time lies in [a, b)."""
+        if self.hour_time is None:
+            return slice(int(a), int(b))
+        return (self.hour_time >= a) & (self.hour_time < b)
+
+    def spans_horizon(self) -> np.ndarray:
+        """Mask of decisions active over the whole horizon."""
+        return (self.dec_start == 0) & (self.dec_end == self.horizon)
 
     @property
     def n_pools(self) -> int:

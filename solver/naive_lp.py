@@ -16,6 +16,8 @@ from solver.instance import Instance
 
 def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None) -> LinearProgram:
     u, H, P, n = inst.u, inst.hours, inst.n_pools, inst.n_decisions
+    if hour_weights is None:
+        hour_weights = inst.hour_weight
     weights = np.ones(H) if hour_weights is None else np.asarray(hour_weights, float)
     need = u - inst.existing_ri
     t_idx, p_idx = np.nonzero(need > 0)  # pool-hours that may need coverage
@@ -32,8 +34,9 @@ def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None) -> Li
     c.append(weights[t_idx] * inst.on_demand[p_idx]); hi.append(np.full(m, INF))
     col += m
     # reservation decisions cover their pool in their active hours
+    hours = np.arange(H)
     for j in np.flatnonzero(inst.dec_kind == 0):
-        t = np.arange(inst.dec_start[j], inst.dec_end[j])
+        t = hours[inst.span(inst.dec_start[j], inst.dec_end[j])]
         r = row_of[t, inst.dec_target[j]]
         r = r[r >= 0]
         rows.append(r); cols.append(np.full(len(r), j)); vals.append(np.ones(len(r)))
@@ -49,7 +52,7 @@ def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None) -> Li
         c.append(np.zeros(k)); hi.append(np.full(k, INF))
         col += k
         for j in np.flatnonzero((inst.dec_kind == 1) & (inst.dec_target == s)):
-            t = np.arange(inst.dec_start[j], inst.dec_end[j])
+            t = hours[inst.span(inst.dec_start[j], inst.dec_end[j])]
             rows.append(cap_rows + s * H + t); cols.append(np.full(len(t), j)); vals.append(-np.ones(len(t)))
         cap_lo.append(np.full(H, -INF)); cap_hi.append(inst.existing_sp[:, s].copy())
     n_rows = m + len(inst.layers) * H

@@ -22,8 +22,7 @@ class NewsvendorLevels:
     """
 
     def __init__(self, inst: Instance):
-        H = inst.hours
-        ri = np.flatnonzero((inst.dec_kind == 0) & (inst.dec_start == 0) & (inst.dec_end == H))
+        ri = np.flatnonzero((inst.dec_kind == 0) & inst.spans_horizon())
         self.decisions = ri
         self.pools = inst.dec_target[ri]
         need = (inst.u - inst.existing_ri)[:, self.pools]

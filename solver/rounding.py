@@ -136,9 +136,9 @@ def _floor_or_ceil(
     for j in which:
         if inst.dec_kind[j] != 0 or np.isclose(lo[j], hi[j]):
             continue
-        p, a, b = inst.dec_target[j], inst.dec_start[j], inst.dec_end[j]
-        n, e = need[a:b, p], cov.e[a:b, p]
-        others = cov.ri_cap[a:b, p] - q[j] - inst.existing_ri[a:b, p]  # other reservations on the pool
+        p, rows = inst.dec_target[j], inst.span(inst.dec_start[j], inst.dec_end[j])
+        n, e = need[rows, p], cov.e[rows, p]
+        others = cov.ri_cap[rows, p] - q[j] - inst.existing_ri[rows, p]  # other reservations on the pool
 
         def pool_cost(level: float) -> float:
             return inst.dec_window_cost[j] * level + float(e @ np.maximum(n - others - level, 0.0))

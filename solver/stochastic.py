@@ -1,0 +1,91 @@
+"""Expected cost over weighted usage scenarios, solved as one stacked instance.
+
+Each hour is billed on its own, so scenarios can be stacked along the hour axis: scenario s's
+hour t becomes one row, its on-demand bill weighted by the scenario's probability, while a
+commitment's capacity applies to every scenario's hour t and its cost is paid once (the weights
+sum to 1). The decomposition, its certificate and the rounding then apply unchanged; with one
+scenario this is exactly the core planner's problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from models import Commitment, PriceBook, UsageMatrix
+from solver.coverage import total_cost
+from solver.decomposition import solve_decomposition
+from solver.instance import Instance, build_instance
+from solver.rounding import round_quantities
+
+
+def build_scenario_instance(
+    scenarios: Sequence[UsageMatrix],
+    weights: Sequence[float],
+    prices: PriceBook,
+    existing: list[Commitment] | None = None,
+) -> Instance:
+    w = np.asarray(weights, float)
+    if not scenarios or len(w) != len(scenarios):
+        raise ValueError("give one weight per scenario (and at least one scenario)")
+    if np.any(w < 0) or not np.isclose(w.sum(), 1.0, atol=1e-9):
+        raise ValueError(f"scenario weights must be ≥ 0 and sum to 1, got {w.tolist()}")
+    first = scenarios[0]
+    for k, s in enumerate(scenarios[1:], start=2):
+        if s.start != first.start or s.pools != first.pools or s.hours != first.hours:
+            raise ValueError(f"scenario {k} does not cover the same hours and pools as scenario 1")
+    base = build_instance(first, prices, existing)
+    S, H = len(scenarios), first.hours
+    stacked = UsageMatrix(first.start, first.pools, np.vstack([s.values for s in scenarios]))
+    inst = replace(
+        base,
+        usage=stacked,
+        existing_ri=np.tile(base.existing_ri, (S, 1)),
+        existing_sp=np.tile(base.existing_sp, (S, 1)),
+        hour_time=np.tile(np.arange(H), S),
+        hour_weight=np.repeat(w, H),
+        notes=list(base.notes),
+    )
+    ri = inst.dec_kind == 0
+    inst.dec_upper = inst.dec_upper.copy()
+    inst.dec_upper[ri] = stacked.values.max(axis=0)[inst.dec_target[ri]] if stacked.hours else 0.0
+    for j in np.flatnonzero(~ri):
+        layer = inst.layers[inst.dec_target[j]]
+        inst.dec_upper[j] = float((stacked.values[:, layer.pools] * layer.rates).sum(axis=1).max())
+    return inst
+
+
+@dataclass
+class ExpectedCostResult:
+    offerings: list[str]
+    quantities: np.ndarray  # sellable quantities
+    continuous: np.ndarray
+    expected_cost: float  # of the sellable quantities
+    lower_bound: float  # certified, for the continuous problem
+    scenario_costs: np.ndarray  # cost of the sellable plan in each scenario
+    status: str
+
+
+def solve_expected_cost(
+    scenarios: Sequence[UsageMatrix],
+    weights: Sequence[float],
+    prices: PriceBook,
+    existing: list[Commitment] | None = None,
+    backend: str = "highs",
+    gap: float = 1e-6,
+) -> ExpectedCostResult:
+    inst = build_scenario_instance(scenarios, weights, prices, existing)
+    res = solve_decomposition(inst, backend=backend, gap=gap)
+    q, expected = round_quantities(inst, res.x)
+    costs = np.array([_scenario_cost(inst, s, prices, existing, q) for s in scenarios])
+    return ExpectedCostResult(list(inst.dec_offering), q, res.x, expected, res.lower, costs, res.status)
+
+
+def _scenario_cost(inst: Instance, usage: UsageMatrix, prices: PriceBook, existing, q: np.ndarray) -> float:
+    """Cost of the stacked instance's quantities ``q`` in one scenario alone."""
+    single = build_instance(usage, prices, existing, prune_dominated=False)
+    chosen = {(o, int(s)): x for o, s, x in zip(inst.dec_offering, inst.dec_start, q)}
+    x = np.array([chosen.get((o, int(s)), 0.0) for o, s in zip(single.dec_offering, single.dec_start)])
+    return total_cost(single, x)
