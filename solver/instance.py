@@ -59,6 +59,17 @@ class Instance:
         """Hours of the planning horizon (of one scenario)."""
         return self.hours if self.hour_time is None else int(self.hour_time.max()) + 1
 
+    @property
+    def hour_scenario(self) -> np.ndarray:
+        """Scenario index of each row (scenarios are stacked in blocks of ``horizon`` hours)."""
+        return np.arange(self.hours) // max(self.horizon, 1)
+
+    @property
+    def scenario_weights(self) -> np.ndarray:
+        if self.hour_weight is None:
+            return np.ones(1)
+        return self.hour_weight[:: max(self.horizon, 1)]
+
     def span(self, a: int, b: int) -> slice | np.ndarray:
         """Rows of the usage matrix whose time lies in [a, b)."""
         if self.hour_time is None:

@@ -70,26 +70,31 @@ def _best_step(cost_at: Callable[[int], float], low: int, current: float) -> tup
 
 
 def round_quantities(
-    inst: Instance, x: np.ndarray, time_budget: float = 30.0, max_sweeps: int = 20
+    inst: Instance, x: np.ndarray, time_budget: float = 30.0, max_sweeps: int = 20,
+    objective: Callable[[np.ndarray], float] | None = None,
 ) -> tuple[np.ndarray, float]:
+    """Sellable quantities near x minimizing ``objective`` (default: the total cost)."""
+    cost_of = objective or (lambda q: total_cost(inst, q))
     inc = inst.dec_increment
     q = snap(x, inc)
-    best = total_cost(inst, q)
+    best = cost_of(q)
     deadline = time.perf_counter() + time_budget
     everything = np.arange(inst.n_decisions)
     search = everything if inst.n_decisions <= 16 else np.flatnonzero(inst.dec_kind == 1)
     if len(search) < inst.n_decisions:
-        q, best = _floor_or_ceil(inst, np.asarray(x, float), q, best, np.setdiff1d(everything, search), deadline)
+        q, best = _floor_or_ceil(inst, np.asarray(x, float), q, best, np.setdiff1d(everything, search), deadline, cost_of)
     for _ in range(max_sweeps):
-        q, best = _coordinate_sweeps(inst, q, best, deadline, max_sweeps, search)
-        q, better = _pair_moves(inst, q, best, deadline)
+        q, best = _coordinate_sweeps(inst, q, best, deadline, max_sweeps, search, cost_of)
+        q, better = _pair_moves(inst, q, best, deadline, cost_of)
         if better >= best - 1e-12 * abs(best):
             break
         best = better
     return q, best
 
 
-def _pair_moves(inst: Instance, q: np.ndarray, best: float, deadline: float, reach: int = 3) -> tuple[np.ndarray, float]:
+def _pair_moves(
+    inst: Instance, q: np.ndarray, best: float, deadline: float, cost_of: Callable[[np.ndarray], float], reach: int = 3
+) -> tuple[np.ndarray, float]:
     """Trade one offering against another by a few increments each (savings plans overlap, so a
     move along one coordinate can be worse while a joint one is better)."""
     inc = inst.dec_increment
@@ -110,7 +115,7 @@ def _pair_moves(inst: Instance, q: np.ndarray, best: float, deadline: float, rea
                 trial[j] = (round(q[j] / inc[j]) + b) * inc[j]
                 if trial[i] < 0 or trial[j] < 0:
                     continue
-                c = total_cost(inst, trial)
+                c = cost_of(trial)
                 if c < best - 1e-12 * abs(best):
                     q, best = trial, c
             if time.perf_counter() > deadline:
@@ -119,7 +124,8 @@ def _pair_moves(inst: Instance, q: np.ndarray, best: float, deadline: float, rea
 
 
 def _floor_or_ceil(
-    inst: Instance, x: np.ndarray, q: np.ndarray, best: float, which: np.ndarray, deadline: float
+    inst: Instance, x: np.ndarray, q: np.ndarray, best: float, which: np.ndarray, deadline: float,
+    cost_of: Callable[[np.ndarray], float],
 ) -> tuple[np.ndarray, float]:
     """Choose, per reservation, the better of the two sellable neighbours of x.
 
@@ -145,14 +151,15 @@ def _floor_or_ceil(
 
         trial[j] = lo[j] if pool_cost(lo[j]) <= pool_cost(hi[j]) else hi[j]
     if not np.array_equal(trial, q):
-        cost = total_cost(inst, trial)
+        cost = cost_of(trial)
         if cost < best:
             q, best = trial, cost
     return q, best
 
 
 def _coordinate_sweeps(
-    inst: Instance, q: np.ndarray, best: float, deadline: float, max_sweeps: int, which: np.ndarray
+    inst: Instance, q: np.ndarray, best: float, deadline: float, max_sweeps: int, which: np.ndarray,
+    cost_of: Callable[[np.ndarray], float],
 ) -> tuple[np.ndarray, float]:
     inc = inst.dec_increment
     for _ in range(max_sweeps):
@@ -163,7 +170,7 @@ def _coordinate_sweeps(
             def cost_at(k: int, j: int = j, units: int = units) -> float:
                 trial = q.copy()
                 trial[j] = (units + k) * inc[j]
-                return total_cost(inst, trial)
+                return cost_of(trial)
 
             k, c = _best_step(cost_at, -units, best)
             if k != 0 and c < best - 1e-12 * abs(best):

@@ -16,7 +16,7 @@ import numpy as np
 
 from models import Commitment, PriceBook, UsageMatrix
 from solver.coverage import total_cost
-from solver.decomposition import solve_decomposition
+from solver.decomposition import RiskSpec, cvar, risk_objective, solve_decomposition
 from solver.instance import Instance, build_instance
 from solver.rounding import round_quantities
 
@@ -63,9 +63,11 @@ class ExpectedCostResult:
     quantities: np.ndarray  # sellable quantities
     continuous: np.ndarray
     expected_cost: float  # of the sellable quantities
-    lower_bound: float  # certified, for the continuous problem
+    lower_bound: float  # certified, for the continuous problem's objective
     scenario_costs: np.ndarray  # cost of the sellable plan in each scenario
     status: str
+    objective: float = 0.0  # expected cost + risk weight × CVaR, of the sellable quantities
+    cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default)
 
 
 def solve_expected_cost(
@@ -75,12 +77,18 @@ def solve_expected_cost(
     existing: list[Commitment] | None = None,
     backend: str = "highs",
     gap: float = 1e-6,
+    risk: RiskSpec | None = None,
 ) -> ExpectedCostResult:
+    """Minimize E[cost] (+ risk.weight · CVaR_alpha[cost]) over the weighted scenarios."""
     inst = build_scenario_instance(scenarios, weights, prices, existing)
-    res = solve_decomposition(inst, backend=backend, gap=gap)
-    q, expected = round_quantities(inst, res.x)
+    res = solve_decomposition(inst, backend=backend, gap=gap, risk=risk)
+    q, objective = round_quantities(inst, res.x, objective=lambda y: risk_objective(inst, y, risk=risk))
     costs = np.array([_scenario_cost(inst, s, prices, existing, q) for s in scenarios])
-    return ExpectedCostResult(list(inst.dec_offering), q, res.x, expected, res.lower, costs, res.status)
+    alpha = risk.alpha if risk is not None else 0.95
+    return ExpectedCostResult(
+        list(inst.dec_offering), q, res.x, float(np.dot(weights, costs)), res.lower, costs, res.status,
+        objective=objective, cvar=cvar(costs, np.asarray(weights, float), alpha),
+    )
 
 
 def _scenario_cost(inst: Instance, usage: UsageMatrix, prices: PriceBook, existing, q: np.ndarray) -> float:
