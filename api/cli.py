@@ -55,8 +55,15 @@ def _solve_with_progress(usage, book, held, backend: str, method: str, gap: floa
 
 @app.command()
 def plan(
-    usage: Annotated[Path, typer.Option(help="canonical usage CSV: timestamp,pool,quantity")],
     prices: Annotated[Path, typer.Option(help="price book CSV")],
+    usage: Annotated[Optional[Path], typer.Option(help="usage CSV to optimize for exactly (timestamp,pool,quantity)")] = None,
+    history: Annotated[Optional[Path], typer.Option(help="usage history CSV to forecast from (instead of --usage)")] = None,
+    horizon_months: Annotated[int, typer.Option(min=1, help="with --history: months to plan ahead")] = 12,
+    whatif: Annotated[Optional[Path], typer.Option(help="with --history: what-if overlays YAML")] = None,
+    scenarios: Annotated[int, typer.Option(min=1, help="with --history: forecast scenarios")] = 20,
+    seed: Annotated[int, typer.Option(help="with --history: forecast seed")] = 0,
+    risk_weight: Annotated[float, typer.Option(min=0.0, help="with --history: weight of CVaR of cost in the objective")] = 0.0,
+    alpha: Annotated[float, typer.Option(min=0.0, max=0.999, help="with --history: CVaR confidence level")] = 0.95,
     existing: Annotated[Optional[Path], typer.Option(help="existing commitments CSV")] = None,
     backend: Annotated[str, typer.Option(help="LP solver: highs, ortools or cbc")] = "highs",
     method: Annotated[str, typer.Option(help="decomposition (fast, exact) or naive (pool-hour LP)")] = "decomposition",
@@ -64,12 +71,25 @@ def plan(
     out_path: Annotated[Optional[Path], typer.Option("--out", help="write the plan JSON here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the plan JSON instead of tables")] = False,
 ) -> None:
-    """Find the purchases that minimize the cost of exactly this usage."""
+    """Find the purchases that minimize the cost of exactly --usage, or of a forecast from --history."""
     if backend not in BACKENDS:
         _fail(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if (usage is None) == (history is None):
+        _fail("give exactly one of --usage (optimize for this usage) and --history (forecast, then optimize)")
     try:
-        matrix, book, held = _load(usage, prices, existing)
-        result = _solve_with_progress(matrix, book, held, backend, method, gap)
+        if usage is not None:
+            matrix, book, held = _load(usage, prices, existing)
+            result = _solve_with_progress(matrix, book, held, backend, method, gap)
+        else:
+            from solver.decomposition import RiskSpec
+            from solver.future_plan import plan_for_history
+
+            matrix, book, held = _load(history, prices, existing)
+            with err.status(f"forecasting {scenarios} scenarios and optimizing over them"):
+                result = plan_for_history(
+                    matrix, book, horizon_months, held, whatif, scenarios, seed,
+                    RiskSpec(alpha=alpha, weight=risk_weight), backend, max(gap, 1e-5),
+                )
     except (InputError, PlanningError, ValueError) as e:
         _fail(str(e))
     text = result.model_dump_json(indent=2)

@@ -39,11 +39,12 @@ def purchases_table(plan: Plan) -> Table:
                          ("upfront", "right"), ("window cost", "right"), ("utilization", "right")]:
         t.add_column(col, justify=justify)
     used = {(c.offering, c.quantity): c.utilization for c in plan.commitments if c.source == "purchase"}
+    show_used = bool(used) or not plan.scenarios
     for p in plan.purchases:
         t.add_row(
             p.offering, f"{p.quantity:g}" + (" $/h" if p.kind == "savings_plan" else " units"),
             f"{p.term_months} mo", p.payment or "", money(p.upfront_cost), money(p.window_cost),
-            f"{used.get((p.offering, p.quantity), 0.0):.1%}",
+            f"{used.get((p.offering, p.quantity), 0.0):.1%}" if show_used else "see scenarios",
         )
     return t
 
@@ -67,6 +68,22 @@ def summary_table(plan: Plan) -> Table:
     ]
     for r in rows:
         t.add_row(*r)
+    return t
+
+
+def risk_table(plan: Plan) -> Table:
+    r = plan.risk
+    t = Table(title=f"Over {len(plan.scenarios)} forecast scenarios", title_justify="left", show_header=False)
+    t.add_column("figure"); t.add_column("value", justify="right")
+    rows = [
+        ("savings P10 / P50 / P90", f"{money(r.savings_p10)} / {money(r.savings_p50)} / {money(r.savings_p90)}"),
+        (f"CVaR {r.alpha:.0%} of cost (mean of the worst {1 - r.alpha:.0%})", money(r.cvar_cost)),
+        ("worst-case idle commitment", money(r.worst_idle_commitment)),
+        ("risk weight on CVaR", f"{r.weight:g}"),
+        ("forecast", f"{r.forecast_model}, holdout WAPE {r.forecast_wape:.1%}" if r.forecast_wape is not None else r.forecast_model),
+    ]
+    for row in rows:
+        t.add_row(*row)
     return t
 
 
@@ -103,6 +120,8 @@ def print_plan(console: Console, plan: Plan) -> None:
     else:
         console.print("Buy nothing: no commitment lowers the cost of this usage.")
     console.print(summary_table(plan))
+    if plan.risk is not None:
+        console.print(risk_table(plan))
     console.print(solve_line(plan), style="dim")
     for note in plan.solve.notes if plan.solve else []:
         console.print(f"note: {note}", style="dim")

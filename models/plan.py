@@ -49,6 +49,29 @@ class SolveInfo(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class ScenarioFigures(BaseModel):
+    index: int
+    weight: float
+    on_demand_equivalent: float
+    cost: float
+    savings: float
+    effective_savings_rate: float
+    coverage: float
+    utilization: float
+
+
+class RiskFigures(BaseModel):
+    alpha: float
+    weight: float
+    cvar_cost: float
+    savings_p10: float
+    savings_p50: float
+    savings_p90: float
+    worst_idle_commitment: float
+    forecast_model: str = ""
+    forecast_wape: float | None = None
+
+
 class Plan(BaseModel):
     window_start: datetime
     window_hours: int
@@ -57,3 +80,5 @@ class Plan(BaseModel):
     summary: PlanSummary
     commitments: list[CommitmentUsage] = Field(default_factory=list)
     solve: SolveInfo | None = None
+    scenarios: list[ScenarioFigures] = Field(default_factory=list)
+    risk: RiskFigures | None = None

@@ -67,6 +67,8 @@ class ExpectedCostResult:
     scenario_costs: np.ndarray  # cost of the sellable plan in each scenario
     status: str
     objective: float = 0.0  # expected cost + risk weight × CVaR, of the sellable quantities
+    continuous_objective: float = 0.0  # the same for the continuous optimum (before rounding)
+    iterations: int = 0
     cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default)
 
 
@@ -88,6 +90,7 @@ def solve_expected_cost(
     return ExpectedCostResult(
         list(inst.dec_offering), q, res.x, float(np.dot(weights, costs)), res.lower, costs, res.status,
         objective=objective, cvar=cvar(costs, np.asarray(weights, float), alpha),
+        continuous_objective=res.upper, iterations=res.iterations,
     )
 
 

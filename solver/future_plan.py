@@ -1,0 +1,123 @@
+"""Plan for the future: forecast scenarios from history, apply what-ifs, minimize expected cost
+(optionally plus a CVaR penalty), and report the plan over every scenario.
+
+Purchases start at the first hour after the history; figures are over the horizon.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from models import Commitment, Plan, PriceBook, UsageMatrix
+from models.errors import InputError
+from models.plan import PlanSummary, PurchaseLine, ScenarioFigures, SolveInfo, RiskFigures
+from scenarios.forecast import forecast
+from scenarios.whatif import apply_to_paths, load_overlays
+from solver.decomposition import RiskSpec
+from solver.instance import build_instance
+from solver.planner import COST_CONVENTION
+from solver.report import figures
+from solver.stochastic import solve_expected_cost
+from models import HOURS_PER_MONTH
+
+
+def outlook(history: UsageMatrix, horizon_months: int, scenarios: int, seed: int, whatif: Path | None):
+    """Forecast scenarios (with the holdout WAPE measured) and apply the what-if overlays."""
+    if horizon_months <= 0:
+        raise ValueError("the horizon must be at least one month")
+    horizon = horizon_months * HOURS_PER_MONTH
+    holdout = min(28 * 24, history.hours // 4)
+    fc = forecast(history, horizon, scenarios=scenarios, seed=seed, backtest_hours=holdout)
+    paths, pools = fc.paths, fc.pools
+    if whatif is not None:
+        paths, pools = apply_to_paths(paths, pools, fc.start, load_overlays(whatif))
+    usages = [UsageMatrix(fc.start, tuple(pools), paths[s].astype(np.float64)) for s in range(paths.shape[0])]
+    return usages, fc.weights, fc
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][min(np.searchsorted(cum, q * cum[-1] - 1e-12), len(values) - 1)])
+
+
+def plan_for_history(
+    history: UsageMatrix,
+    prices: PriceBook,
+    horizon_months: int,
+    existing: list[Commitment] | None = None,
+    whatif: Path | None = None,
+    scenarios: int = 20,
+    seed: int = 0,
+    risk: RiskSpec | None = None,
+    backend: str = "highs",
+    gap: float = 1e-5,
+) -> Plan:
+    t0 = time.perf_counter()
+    existing = list(existing or [])
+    usages, weights, fc = outlook(history, horizon_months, scenarios, seed, whatif)
+    missing = sorted(set(usages[0].pools) - set(prices.on_demand))
+    if missing:
+        raise InputError(str(whatif) if whatif else "forecast", f"pools without an on-demand price in the price book: {', '.join(missing)}")
+    res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk)
+    per, without = [], []
+    chosen = dict(zip(res.offerings, res.quantities))
+    for usage in usages:
+        inst = build_instance(usage, prices, existing, prune_dominated=False)
+        x = np.array([chosen.get(o, 0.0) for o in inst.dec_offering])
+        per.append(figures(inst, prices, existing, x))
+        without.append(figures(inst, prices, existing, np.zeros(inst.n_decisions)).total_cost)
+    w = np.asarray(weights, float)
+    ode = np.array([b.on_demand_equivalent for b in per])
+    cost = np.array([b.total_cost for b in per])
+    savings = ode - cost
+    start = usages[0].start
+    lines = [
+        PurchaseLine(offering=o, quantity=float(q), start=start, kind=prices.offerings[o].kind.value,
+                     pool=prices.offerings[o].pool if prices.offerings[o].kind.value == "reservation" else None,
+                     term_months=prices.offerings[o].term_months, payment=prices.offerings[o].payment.value,
+                     upfront_cost=float(q) * prices.offerings[o].upfront, continuous_quantity=float(c))
+        for o, q, c in zip(res.offerings, res.quantities, res.continuous) if q > 0
+    ]
+    alpha = risk.alpha if risk else 0.95
+    return Plan(
+        window_start=start,
+        window_hours=usages[0].hours,
+        cost_convention=COST_CONVENTION,
+        purchases=lines,
+        summary=PlanSummary(
+            on_demand_equivalent=float(w @ ode),
+            expected_cost=float(w @ cost),
+            expected_savings=float(w @ savings),
+            effective_savings_rate=float(w @ savings) / float(w @ ode) if float(w @ ode) > 0 else 0.0,
+            coverage=float(w @ [b.coverage for b in per]),
+            utilization=float(w @ [b.utilization for b in per]),
+            commitment_cost=float(w @ [b.commitment_cost for b in per]),
+            on_demand_paid=float(w @ [b.on_demand_paid for b in per]),
+            cost_without_purchases=float(w @ without),
+        ),
+        scenarios=[
+            ScenarioFigures(index=s, weight=float(w[s]), on_demand_equivalent=b.on_demand_equivalent, cost=b.total_cost,
+                            savings=b.savings, effective_savings_rate=b.effective_savings_rate, coverage=b.coverage,
+                            utilization=b.utilization)
+            for s, b in enumerate(per)
+        ],
+        risk=RiskFigures(
+            alpha=alpha, weight=risk.weight if risk else 0.0, cvar_cost=res.cvar,
+            savings_p10=_weighted_quantile(savings, w, 0.10), savings_p50=_weighted_quantile(savings, w, 0.50),
+            savings_p90=_weighted_quantile(savings, w, 0.90),
+            worst_idle_commitment=float(max(b.commitment_cost * (1 - b.utilization) for b in per)),
+            forecast_model=fc.model, forecast_wape=fc.wape,
+        ),
+        solve=SolveInfo(
+            backend=backend, method="decomposition over stacked scenarios", status=res.status,
+            lower_bound=res.lower_bound, continuous_cost=res.continuous_objective,
+            gap=max(0.0, (res.continuous_objective - res.lower_bound) / max(abs(res.continuous_objective), 1e-12)),
+            rounding_cost=res.objective - res.continuous_objective, seconds=time.perf_counter() - t0,
+            iterations=res.iterations,
+        ),
+    )
