@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from api.output import bill_table, print_plan, write_atomically
 from models.errors import InputError, PlanningError
+from models.policy import load_policy
 from models.readers import read_existing, read_price_book, read_purchases_from_plan, read_usage
 from solver.backends import BACKENDS
 
@@ -36,7 +37,7 @@ def _load(usage: Path, prices: Path, existing: Optional[Path]):
     return matrix, book, held
 
 
-def _solve_with_progress(usage, book, held, backend: str, method: str, gap: float):
+def _solve_with_progress(usage, book, held, backend: str, method: str, gap: float, policy=None):
     from solver.planner import plan_for_usage
 
     with Progress(
@@ -50,7 +51,7 @@ def _solve_with_progress(usage, book, held, backend: str, method: str, gap: floa
             done = 0.0 if g == float("inf") else min(1.0, max(0.0, 1 - (max(g, gap) / 1.0) ** 0.25))
             bar.update(task, completed=done, gap=f"{g:.1e}")
 
-        return plan_for_usage(usage, book, held, backend=backend, method=method, gap=gap, progress=progress)
+        return plan_for_usage(usage, book, held, backend=backend, method=method, gap=gap, progress=progress, policy=policy)
 
 
 @app.command()
@@ -62,8 +63,9 @@ def plan(
     whatif: Annotated[Optional[Path], typer.Option(help="with --history: what-if overlays YAML")] = None,
     scenarios: Annotated[int, typer.Option(min=1, help="with --history: forecast scenarios")] = 20,
     seed: Annotated[int, typer.Option(help="with --history: forecast seed")] = 0,
-    risk_weight: Annotated[float, typer.Option(min=0.0, help="with --history: weight of CVaR of cost in the objective")] = 0.0,
+    risk_weight: Annotated[Optional[float], typer.Option(min=0.0, help="with --history: weight of CVaR of cost in the objective (overrides the policy)")] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=0.999, help="with --history: CVaR confidence level")] = 0.95,
+    policy: Annotated[Optional[Path], typer.Option(help="policy YAML: allowed kinds/terms/payments, upfront budget, 3-year share, risk")] = None,
     existing: Annotated[Optional[Path], typer.Option(help="existing commitments CSV")] = None,
     backend: Annotated[str, typer.Option(help="LP solver: highs, ortools or cbc")] = "highs",
     method: Annotated[str, typer.Option(help="decomposition (fast, exact) or naive (pool-hour LP)")] = "decomposition",
@@ -77,18 +79,19 @@ def plan(
     if (usage is None) == (history is None):
         _fail("give exactly one of --usage (optimize for this usage) and --history (forecast, then optimize)")
     try:
+        rules = load_policy(policy) if policy else None
         if usage is not None:
             matrix, book, held = _load(usage, prices, existing)
-            result = _solve_with_progress(matrix, book, held, backend, method, gap)
+            result = _solve_with_progress(matrix, book, held, backend, method, gap, rules)
         else:
             from solver.decomposition import RiskSpec
             from solver.future_plan import plan_for_history
 
             matrix, book, held = _load(history, prices, existing)
             with err.status(f"forecasting {scenarios} scenarios and optimizing over them"):
+                risk = RiskSpec(alpha=alpha, weight=risk_weight) if risk_weight is not None else None
                 result = plan_for_history(
-                    matrix, book, horizon_months, held, whatif, scenarios, seed,
-                    RiskSpec(alpha=alpha, weight=risk_weight), backend, max(gap, 1e-5),
+                    matrix, book, horizon_months, held, whatif, scenarios, seed, risk, backend, max(gap, 1e-5), rules,
                 )
     except (InputError, PlanningError, ValueError) as e:
         _fail(str(e))

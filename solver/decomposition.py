@@ -113,6 +113,33 @@ def scenario_costs(inst: Instance, x: np.ndarray, cov) -> np.ndarray:
     return inst.existing_cost + float(inst.dec_window_cost @ x) + np.divide(od, w, out=np.zeros_like(od), where=w > 0)
 
 
+@dataclass(frozen=True)
+class LinearLimit:
+    """A limit ``coefficients · x ≤ bound`` on the purchase quantities (budgets, term shares)."""
+
+    name: str
+    coefficients: np.ndarray
+    bound: float
+
+    def holds(self, x: np.ndarray, tol: float = 1e-9) -> bool:
+        return float(self.coefficients @ x) <= self.bound + tol * max(1.0, abs(self.bound))
+
+
+def _static_rows(inst: Instance, k: int, clusters: int, risk: RiskSpec | None, limits: list[LinearLimit]):
+    """Rows the master holds from the start: the CVaR rows (with their columns) and the limits."""
+    n = inst.n_decisions
+    if risk is not None:
+        cost, lo, A, rhs = _risk_rows(inst, k, clusters, risk)
+    else:
+        cost, lo, A, rhs = np.zeros(0), np.zeros(0), np.zeros((0, n + k)), np.zeros(0)
+    if limits:
+        L = np.zeros((len(limits), A.shape[1]))
+        L[:, :n] = -np.array([lim.coefficients for lim in limits])
+        A = np.vstack([A, L])
+        rhs = np.r_[rhs, [-lim.bound for lim in limits]]
+    return cost, lo, A, rhs
+
+
 def _risk_rows(inst: Instance, k: int, clusters_per_scenario: int, risk: RiskSpec):
     """Columns η (free) and z_s ≥ 0 and rows z_s + η − c·x − Σ_{k∈s} θ_k / w_s ≥ fixed (one per scenario)."""
     w = inst.scenario_weights
@@ -172,10 +199,12 @@ class _HighsMaster:
             cost_r, lo_r, A, rhs_r = risk_rows
             m = len(cost_r)
             inf = h.getInfinity()
-            h.addVars(m, np.where(np.isinf(lo_r), -inf, lo_r), np.full(m, inf))
-            h.changeColsCost(m, np.arange(n + k, n + k + m, dtype=np.int32), cost_r)
-            M = sp.csr_matrix(A)
-            h.addRows(A.shape[0], rhs_r, np.full(A.shape[0], inf), M.nnz, M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
+            if m:
+                h.addVars(m, np.where(np.isinf(lo_r), -inf, lo_r), np.full(m, inf))
+                h.changeColsCost(m, np.arange(n + k, n + k + m, dtype=np.int32), cost_r)
+            if A.shape[0]:
+                M = sp.csr_matrix(A)
+                h.addRows(A.shape[0], rhs_r, np.full(A.shape[0], inf), M.nnz, M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
             self.extra, self.static = m, A.shape[0]
         self.rhs = np.zeros(0)
         self.idle = np.zeros(0, dtype=int)  # consecutive solves each cut has been slack
@@ -258,6 +287,7 @@ def solve_decomposition(
     progress: Callable[[int, float, float], None] | None = None,
     use_polish: bool = True,
     risk: RiskSpec | None = None,
+    limits: list[LinearLimit] | None = None,
 ) -> DecompositionResult:
     t0 = time.perf_counter()
     n = inst.n_decisions
@@ -273,7 +303,11 @@ def solve_decomposition(
     labels = hour_clusters(inst, clusters)
     k = clusters * len(inst.scenario_weights)
     cuts = _Cuts(inst, labels, k, risk if risky else None)
-    rows = _risk_rows(inst, k, clusters, risk) if risky else None
+    limits = list(limits or [])
+    rows = _static_rows(inst, k, clusters, risk if risky else None, limits) if risky or limits else None
+
+    def feasible(x: np.ndarray) -> bool:
+        return all(lim.holds(x) for lim in limits)
     if backend == "highs":
         # two live masters: the trust-region one moves its bounds every iteration; the unboxed one,
         # which certifies the lower bound, keeps its bounds and so warm-starts well
@@ -300,6 +334,9 @@ def solve_decomposition(
         return y
 
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
+    if not feasible(best_x):
+        probe(best_x)  # its cuts are valid anyway
+        best_x = np.zeros(n)  # buying nothing meets every limit on purchases
     best_F = probe(best_x)
     probe(np.zeros(n))
     probe(upper_bound * 0.5)
@@ -324,7 +361,7 @@ def solve_decomposition(
         if use_polish and len(polish.decisions):
             x_p = polished(x_m)
             F_p = probe(x_p)
-            if F_p < F:
+            if F_p < F and feasible(x_p):
                 x_m, F = x_p, F_p
         predicted = best_F - (fixed + model_val)
         if F < best_F - 0.1 * max(predicted, 0.0) or F < best_F - 1e-12 * abs(best_F) and predicted <= 0:

@@ -14,6 +14,7 @@ import numpy as np
 
 from models import Commitment, Plan, PriceBook, UsageMatrix
 from models.errors import InputError
+from models.policy import Policy
 from models.plan import PlanSummary, PurchaseLine, ScenarioFigures, SolveInfo, RiskFigures
 from scenarios.forecast import forecast
 from scenarios.whatif import apply_to_paths, load_overlays
@@ -56,6 +57,7 @@ def plan_for_history(
     risk: RiskSpec | None = None,
     backend: str = "highs",
     gap: float = 1e-5,
+    policy: Policy | None = None,
 ) -> Plan:
     t0 = time.perf_counter()
     existing = list(existing or [])
@@ -63,7 +65,9 @@ def plan_for_history(
     missing = sorted(set(usages[0].pools) - set(prices.on_demand))
     if missing:
         raise InputError(str(whatif) if whatif else "forecast", f"pools without an on-demand price in the price book: {', '.join(missing)}")
-    res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk)
+    res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk, policy=policy)
+    if risk is None and policy is not None and policy.risk_weight > 0:
+        risk = RiskSpec(alpha=policy.alpha, weight=policy.risk_weight)
     per, without = [], []
     chosen = dict(zip(res.offerings, res.quantities))
     for usage in usages:

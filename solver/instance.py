@@ -247,12 +247,16 @@ def dominated_decisions(inst: Instance) -> np.ndarray:
 
 
 def prune(inst: Instance) -> Instance:
-    keep = ~dominated_decisions(inst)
+    return select(inst, ~dominated_decisions(inst), "offerings never pay off against a cheaper one over the same hours and were left out")
+
+
+def select(inst: Instance, keep: np.ndarray, why: str) -> Instance:
+    """Keep only the decisions in ``keep`` (in place), noting how many were left out and why."""
+    keep = np.asarray(keep, dtype=bool)
     if keep.all():
         return inst
-    dropped = [inst.dec_offering[i] for i in np.flatnonzero(~keep)]
     idx = np.flatnonzero(keep)
-    inst.notes.append(f"{len(dropped)} offerings never pay off against a cheaper one over the same hours and were left out")
+    inst.notes.append(f"{int((~keep).sum())} {why}")
     inst.dec_offering = [inst.dec_offering[i] for i in idx]
     for name in ("dec_kind", "dec_target", "dec_start", "dec_end", "dec_unit_cost", "dec_increment", "dec_upper"):
         setattr(inst, name, getattr(inst, name)[idx])

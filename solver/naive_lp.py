@@ -14,7 +14,8 @@ from solver.backends import INF, LinearProgram, LPResult, solve_lp
 from solver.instance import Instance
 
 
-def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None) -> LinearProgram:
+def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None, limits=None) -> LinearProgram:
+    """The pool-hour LP; ``limits`` (``LinearLimit``s on the decisions) become extra rows."""
     u, H, P, n = inst.u, inst.hours, inst.n_pools, inst.n_decisions
     if hour_weights is None:
         hour_weights = inst.hour_weight
@@ -56,6 +57,11 @@ def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None) -> Li
             rows.append(cap_rows + s * H + t); cols.append(np.full(len(t), j)); vals.append(-np.ones(len(t)))
         cap_lo.append(np.full(H, -INF)); cap_hi.append(inst.existing_sp[:, s].copy())
     n_rows = m + len(inst.layers) * H
+    for lim in limits or []:
+        nz = np.flatnonzero(lim.coefficients)
+        rows.append(np.full(len(nz), n_rows)); cols.append(nz); vals.append(lim.coefficients[nz])
+        cap_lo.append(np.array([-INF])); cap_hi.append(np.array([lim.bound]))
+        n_rows += 1
     A = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, col)
     )
@@ -68,10 +74,10 @@ def build_naive_lp(inst: Instance, hour_weights: np.ndarray | None = None) -> Li
     )
 
 
-def solve_naive(inst: Instance, backend: str = "highs") -> LPResult:
+def solve_naive(inst: Instance, backend: str = "highs", limits=None) -> LPResult:
     """Solve the pool-hour LP; ``x[:n_decisions]`` are the purchase quantities.
 
     HiGHS runs its interior-point method (with crossover): on this LP it is about twice as fast as
     the dual simplex it would choose by itself, so comparisons are against the best plain LP.
     """
-    return solve_lp(build_naive_lp(inst), backend, method="ipm")
+    return solve_lp(build_naive_lp(inst, limits=limits), backend, method="ipm")

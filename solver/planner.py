@@ -13,7 +13,9 @@ from models.errors import PlanningError
 from models.plan import Plan, PlanSummary, PurchaseLine, SolveInfo
 from solver.consistency import greedy_is_optimal
 from solver.coverage import evaluate, total_cost
-from solver.decomposition import solve_decomposition
+from models.policy import Policy
+from solver.decomposition import LinearLimit, solve_decomposition
+from solver.policy_limits import apply_policy
 from solver.instance import Instance, build_instance
 from solver.naive_lp import solve_naive
 from solver.backends import LPStatus
@@ -36,9 +38,12 @@ def solve_continuous(
     gap: float = 1e-6,
     progress: Callable[[int, float, float], None] | None = None,
     time_limit: float = 600.0,
+    limits: list[LinearLimit] | None = None,
 ) -> tuple[np.ndarray, float, float, int, str]:
     """Return (x, upper bound = billed cost of x, certified lower bound, iterations, status)."""
     if method == "naive":
+        if limits:
+            raise PlanningError("policy limits need the decomposition method")
         res = solve_naive(inst, backend)
         if res.status is not LPStatus.OPTIMAL:
             raise PlanningError(f"the pool-hour LP ended {res.status.value} on backend {backend}")
@@ -46,7 +51,7 @@ def solve_continuous(
         return x, total_cost(inst, x), res.objective, 1, "optimal"
     if method != "decomposition":
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    d = solve_decomposition(inst, backend=backend, gap=gap, progress=progress, time_limit=time_limit)
+    d = solve_decomposition(inst, backend=backend, gap=gap, progress=progress, time_limit=time_limit, limits=limits)
     return d.x, d.upper, d.lower, d.iterations, d.status
 
 
@@ -59,13 +64,14 @@ def plan_for_usage(
     gap: float = 1e-6,
     progress: Callable[[int, float, float], None] | None = None,
     time_limit: float = 600.0,
+    policy: Policy | None = None,
 ) -> Plan:
     t0 = time.perf_counter()
     existing = list(existing or [])
-    inst = build_instance(usage, prices, existing)
+    inst, limits, _ = apply_policy(build_instance(usage, prices, existing, prune_dominated=False), prices, policy)
     exact, problems = greedy_is_optimal(inst)
-    x_cont, upper, lower, iterations, status = solve_continuous(inst, backend, method, gap, progress, time_limit)
-    x, _ = round_quantities(inst, x_cont)
+    x_cont, upper, lower, iterations, status = solve_continuous(inst, backend, method, gap, progress, time_limit, limits)
+    x, _ = round_quantities(inst, x_cont, feasible=lambda q: all(lim.holds(q) for lim in limits))
     cov = evaluate(inst, x, duals=False)
     fig = figures(inst, prices, existing, x, cov)
     base = figures(inst, prices, existing, np.zeros(inst.n_decisions))

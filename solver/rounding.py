@@ -72,11 +72,18 @@ def _best_step(cost_at: Callable[[int], float], low: int, current: float) -> tup
 def round_quantities(
     inst: Instance, x: np.ndarray, time_budget: float = 30.0, max_sweeps: int = 20,
     objective: Callable[[np.ndarray], float] | None = None,
+    feasible: Callable[[np.ndarray], bool] | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Sellable quantities near x minimizing ``objective`` (default: the total cost)."""
-    cost_of = objective or (lambda q: total_cost(inst, q))
+    """Sellable quantities near x minimizing ``objective`` (default: the total cost) among those
+    ``feasible`` accepts (limits such as an upfront budget; moves that break one are never taken)."""
+    base_cost = objective or (lambda q: total_cost(inst, q))
+    cost_of = base_cost if feasible is None else (lambda q: base_cost(q) if feasible(q) else np.inf)
     inc = inst.dec_increment
     q = snap(x, inc)
+    if feasible is not None and not feasible(q):
+        q = np.maximum(np.floor(np.asarray(x, float) / inc + 1e-9), 0.0) * inc
+        if not feasible(q):
+            q = np.zeros_like(q)
     best = cost_of(q)
     deadline = time.perf_counter() + time_budget
     everything = np.arange(inst.n_decisions)

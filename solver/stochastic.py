@@ -17,7 +17,9 @@ import numpy as np
 from models import Commitment, PriceBook, UsageMatrix
 from solver.coverage import total_cost
 from solver.decomposition import RiskSpec, cvar, risk_objective, solve_decomposition
+from models.policy import Policy
 from solver.instance import Instance, build_instance
+from solver.policy_limits import apply_policy
 from solver.rounding import round_quantities
 
 
@@ -26,6 +28,7 @@ def build_scenario_instance(
     weights: Sequence[float],
     prices: PriceBook,
     existing: list[Commitment] | None = None,
+    prune_dominated: bool = True,
 ) -> Instance:
     w = np.asarray(weights, float)
     if not scenarios or len(w) != len(scenarios):
@@ -36,7 +39,7 @@ def build_scenario_instance(
     for k, s in enumerate(scenarios[1:], start=2):
         if s.start != first.start or s.pools != first.pools or s.hours != first.hours:
             raise ValueError(f"scenario {k} does not cover the same hours and pools as scenario 1")
-    base = build_instance(first, prices, existing)
+    base = build_instance(first, prices, existing, prune_dominated=prune_dominated)
     S, H = len(scenarios), first.hours
     stacked = UsageMatrix(first.start, first.pools, np.vstack([s.values for s in scenarios]))
     inst = replace(
@@ -80,11 +83,18 @@ def solve_expected_cost(
     backend: str = "highs",
     gap: float = 1e-6,
     risk: RiskSpec | None = None,
+    policy: Policy | None = None,
 ) -> ExpectedCostResult:
-    """Minimize E[cost] (+ risk.weight · CVaR_alpha[cost]) over the weighted scenarios."""
-    inst = build_scenario_instance(scenarios, weights, prices, existing)
-    res = solve_decomposition(inst, backend=backend, gap=gap, risk=risk)
-    q, objective = round_quantities(inst, res.x, objective=lambda y: risk_objective(inst, y, risk=risk))
+    """Minimize E[cost] (+ risk.weight · CVaR_alpha[cost]) over the weighted scenarios, within the
+    policy's limits (its risk settings apply when ``risk`` is not given)."""
+    inst = build_scenario_instance(scenarios, weights, prices, existing, prune_dominated=False)
+    inst, limits, policy_risk = apply_policy(inst, prices, policy)
+    risk = risk if risk is not None else policy_risk
+    res = solve_decomposition(inst, backend=backend, gap=gap, risk=risk, limits=limits)
+    q, objective = round_quantities(
+        inst, res.x, objective=lambda y: risk_objective(inst, y, risk=risk),
+        feasible=lambda y: all(lim.holds(y) for lim in limits),
+    )
     costs = np.array([_scenario_cost(inst, s, prices, existing, q) for s in scenarios])
     alpha = risk.alpha if risk is not None else 0.95
     return ExpectedCostResult(
