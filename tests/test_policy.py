@@ -86,3 +86,10 @@ def test_policy_file_errors_name_the_key_and_line(tmp_path):
     assert (e.value.row, e.value.column) == (2, "budget_for_lunch")
     path.write_text("allowed_terms: [12, 36]\nupfront_budget: 25000\nrisk_weight: 0.5\n")
     assert load_policy(path) == Policy(allowed_terms=[12, 36], upfront_budget=25000, risk_weight=0.5)
+
+
+def test_the_shipped_policy_example_loads():
+    from pathlib import Path
+
+    policy = load_policy(Path(__file__).parent.parent / "scenarios" / "examples" / "policies" / "finance.yaml")
+    assert policy.upfront_budget == 25000 and policy.max_three_year_share == 0.5
