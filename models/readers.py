@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,21 @@ import pandas as pd
 from pydantic import ValidationError
 
 from models.commitments import Commitment, Purchase
+from models.csv_cells import (
+    HOUR,
+    CsvTable,
+    category_codes,
+    existing_file,
+    hour_problem,
+    normalized,
+    open_csv,
+    open_text_csv,
+    parse_hours,
+    parse_numbers,
+    parse_times,
+    raise_first,
+    require_text,
+)
 from models.errors import InputError
 from models.pricing import DEFAULT_INCREMENT, Offering, OfferingKind, Payment, PriceBook
 from models.usage import UsageMatrix
@@ -30,207 +43,6 @@ USAGE_COLUMNS = ("timestamp", "pool", "quantity")
 PRICE_COLUMNS = ("offering", "kind", "term_months", "payment", "pool", "hourly_rate", "upfront")
 EXISTING_COLUMNS = ("offering", "quantity", "start", "end")
 PLAN_KEYS = ("offering", "quantity", "start")
-
-_HOUR = pd.Timedelta(hours=1)
-_ISO_DATE = r"\d{4}-?\d{1,2}-?\d{1,2}"  # pandas' ISO8601 parser also takes "now" and "today"
-
-
-# --------------------------------------------------------------------------- files and tables
-
-
-@dataclass
-class _Csv:
-    """The wanted columns of a CSV file, with the file line of each row still in play."""
-
-    path: Path
-    names: dict[str, str]  # stripped column name -> name as written in the header
-    frame: pd.DataFrame  # every data line, blank ones included, columns by stripped name
-    lines: np.ndarray  # file line (1-based) of each row still in play
-    kept: np.ndarray  # position in ``frame`` of each row still in play
-
-    @property
-    def file(self) -> str:
-        return str(self.path)
-
-    def error(self, i: int, column: str | None, message: str) -> InputError:
-        return InputError(self.file, message, row=int(self.lines[i]), column=column)
-
-    def drop_blank(self, blank: np.ndarray) -> np.ndarray:
-        """Forget the blank rows; returns the mask of rows kept (the file must keep one)."""
-        keep = ~blank
-        self.lines, self.kept = self.lines[keep], self.kept[keep]
-        if len(self.lines) == 0:
-            raise InputError(self.file, "the file has a header but no data rows")
-        return keep
-
-    def texts(self, column: str) -> np.ndarray:
-        """The stripped cells of ``column`` as text, for the rows in play (read again if needed)."""
-        series = self.frame[column]
-        if not pd.api.types.is_string_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
-            raw = self.names[column]
-            series = _read(self.path, usecols=[raw], dtype={raw: str}, keep_default_na=False)[raw]
-        return series.fillna("").astype(str).str.strip().to_numpy(dtype=object)[self.kept]
-
-
-def _existing_file(path: str | Path) -> Path:
-    file = Path(path)
-    if not file.exists():
-        raise InputError(str(path), "the file does not exist")
-    if not file.is_file():
-        raise InputError(str(path), "the path is not a file")
-    if file.stat().st_size == 0:
-        raise InputError(str(path), "the file is empty")
-    return file
-
-
-def _read(path: Path, **options: Any) -> pd.DataFrame:
-    """``pd.read_csv`` with blank lines kept (so row i is file line i + 2) and errors as InputError."""
-    try:
-        return pd.read_csv(path, skip_blank_lines=False, encoding="utf-8-sig", compression="infer", **options)
-    except pd.errors.EmptyDataError:
-        raise InputError(str(path), "the file is empty") from None
-    except pd.errors.ParserError as exc:
-        raise _csv_syntax_error(str(path), str(exc)) from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "the file is not UTF-8 text") from None
-    except (OSError, EOFError) as exc:  # a damaged .gz file
-        raise InputError(str(path), f"the file could not be read ({exc})") from None
-
-
-def _csv_syntax_error(file: str, text: str) -> InputError:
-    unclosed = re.search(r"EOF inside string starting at row (\d+)", text)
-    if unclosed:  # pandas counts this row from 0
-        return InputError(file, "a quoted cell is never closed", row=int(unclosed.group(1)) + 1)
-    line = re.search(r"line (\d+)", text)
-    detail = text.split("error: ")[-1].strip()
-    return InputError(file, f"the file is not valid CSV ({detail})", row=int(line.group(1)) if line else None)
-
-
-def _open_csv(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = (), **options: Any) -> _Csv:
-    """Read the required and optional columns (options keyed by stripped column name)."""
-    file = _existing_file(path)
-    names: dict[str, str] = {}
-    for raw in _read(file, nrows=0).columns:
-        names.setdefault(str(raw).strip(), raw)
-    for column in required:
-        if column not in names:
-            found = ", ".join(repr(n) for n in names) or "no columns"
-            message = f"the required column '{column}' is missing (the header has {found})"
-            raise InputError(str(path), message, row=1, column=column)
-    wanted = [c for c in (*required, *optional) if c in names]
-    by_raw = {
-        key: {names[c]: v for c, v in value.items() if c in names} if isinstance(value, dict) else value
-        for key, value in options.items()
-    }
-    frame = _read(file, usecols=[names[c] for c in wanted], **by_raw)
-    frame = frame.rename(columns={names[c]: c for c in wanted})
-    positions = np.arange(len(frame))
-    return _Csv(file, names, frame, positions + 2, positions)
-
-
-def _open_text_csv(
-    path: str | Path, required: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> tuple[_Csv, dict[str, np.ndarray]]:
-    """A small CSV as stripped text cells, blank rows dropped."""
-    csv = _open_csv(path, required, optional, dtype={c: str for c in (*required, *optional)}, keep_default_na=False)
-    cells = {c: csv.texts(c) for c in csv.frame.columns}
-    keep = csv.drop_blank(np.logical_and.reduce([cells[c] == "" for c in cells]))
-    return csv, {c: v[keep] for c, v in cells.items()}
-
-
-# --------------------------------------------------------------------------- cell checks
-
-
-def _raise_first(csv: _Csv, column: str | None, bad: np.ndarray, message: Callable[[int], str]) -> None:
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise csv.error(i, column, message(i))
-
-
-def _require_text(csv: _Csv, column: str, texts: np.ndarray) -> None:
-    _raise_first(csv, column, texts == "", lambda i: f"{column} is empty")
-
-
-def _numbers(
-    csv: _Csv,
-    column: str,
-    texts: np.ndarray,
-    *,
-    strict: bool = False,
-    whole: bool = False,
-    rows: np.ndarray | None = None,
-) -> np.ndarray:
-    """Parse texts as finite numbers >= 0 (> 0 if ``strict``); only ``rows`` are checked."""
-    values = pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce").to_numpy(dtype=float)
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(values) & ((values > 0) if strict else (values >= 0))
-        if whole:
-            ok &= values == np.round(values)
-    if rows is not None:
-        ok |= ~rows
-    _raise_first(csv, column, ~ok, lambda i: _number_problem(column, texts[i], strict, whole))
-    return values
-
-
-def _number_problem(column: str, text: str, strict: bool, whole: bool) -> str:
-    if text == "":
-        return f"{column} is empty"
-    value = pd.to_numeric(pd.Series([text], dtype=object), errors="coerce").iloc[0]
-    if np.isnan(value) and text.lstrip("+-").lower() != "nan":
-        return f"{column} '{text}' is not a number"
-    if not np.isfinite(value):
-        return f"{column} must be a finite number, got '{text}'"
-    if whole and value != round(value):
-        return f"{column} must be a whole number, got {text}"
-    return f"{column} must be {'>' if strict else '>='} 0, got {text}"
-
-
-def _hours(texts: np.ndarray) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """Parse ISO 8601 texts as UTC (naive means UTC, offsets are converted).
-
-    Returns the times and the mask of texts that are not the start of an hour in UTC.
-    """
-    index = pd.Index(texts, dtype=object)
-    iso = np.asarray(pd.Series(texts, dtype=object).str.match(_ISO_DATE), dtype=bool)
-    times = pd.to_datetime(index.where(iso, ""), format="ISO8601", utc=True, errors="coerce")
-    bad = np.asarray(times.isna() | (times != times.floor("h")), dtype=bool)
-    return times, bad
-
-
-def _hour_problem(column: str, text: str) -> str:
-    if text == "":
-        return f"{column} is empty"
-    times, _ = _hours(np.array([text], dtype=object))
-    if pd.isna(times[0]):
-        return f"{column} '{text}' is not an ISO 8601 timestamp"
-    return f"{column} '{text}' is not the start of an hour in UTC"
-
-
-def _times(csv: _Csv, column: str, texts: np.ndarray) -> pd.DatetimeIndex:
-    times, bad = _hours(texts)
-    _raise_first(csv, column, bad, lambda i: _hour_problem(column, texts[i]))
-    return times
-
-
-def _codes(csv: _Csv, column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct stripped texts of a column read as categorical (missing cells read as "").
-
-    read_csv turns categories that all look numeric or boolean ("00", "true") into numbers or
-    booleans; such a column is read again as text, the slow path.
-    """
-    series = csv.frame[column]
-    if not pd.api.types.is_string_dtype(series.cat.categories.dtype):
-        codes, uniques = pd.factorize(pd.Series(csv.texts(column), dtype=object))
-        return codes, np.asarray(uniques, dtype=object)
-    categories = [str(c).strip() for c in series.cat.categories] + [""]
-    codes = series.cat.codes.to_numpy().astype(np.int64)
-    codes[codes < 0] = len(categories) - 1
-    remap, uniques = pd.factorize(pd.Series(categories, dtype=object))
-    return remap[codes], np.asarray(uniques, dtype=object)
-
-
-def _normalized(text: str) -> str:
-    return re.sub(r"[\s\-]+", "_", text.strip().lower())
 
 
 # --------------------------------------------------------------------------- usage
@@ -242,43 +54,43 @@ def read_usage(path: str | Path, known_pools: Collection[str] | None = None) -> 
     The window runs from the first hour to the last one given; missing rows are zeros and pools
     are sorted. Vectorized throughout: timestamps and pools are parsed once per distinct value.
     """
-    csv = _open_csv(
+    csv = open_csv(
         path,
         USAGE_COLUMNS,
         dtype={"timestamp": "category", "pool": "category"},
         keep_default_na=False,
         na_values={"quantity": [""]},
     )
-    t_code, t_text = _codes(csv, "timestamp")
-    p_code, p_text = _codes(csv, "pool")
+    t_code, t_text = category_codes(csv, "timestamp")
+    p_code, p_text = category_codes(csv, "pool")
     raw_quantity = csv.frame["quantity"]
     fast = pd.api.types.is_float_dtype(raw_quantity)
     q_blank = raw_quantity.isna() if fast else raw_quantity.fillna("").astype(str).str.strip() == ""
     keep = csv.drop_blank((t_text == "")[t_code] & (p_text == "")[p_code] & q_blank.to_numpy())
     t_code, p_code = t_code[keep], p_code[keep]
 
-    _raise_first(csv, "pool", (p_text == "")[p_code], lambda i: "pool is empty")
+    raise_first(csv, "pool", (p_text == "")[p_code], lambda i: "pool is empty")
     if known_pools is not None:
         unknown = ~np.isin(p_text, list(known_pools))
-        _raise_first(
+        raise_first(
             csv, "pool", unknown[p_code],
             lambda i: f"pool '{p_text[p_code[i]]}' has no on-demand price in the price book",
         )
-    times, bad_time = _hours(t_text)
-    _raise_first(csv, "timestamp", bad_time[t_code], lambda i: _hour_problem("timestamp", t_text[t_code[i]]))
+    times, bad_time = parse_hours(t_text)
+    raise_first(csv, "timestamp", bad_time[t_code], lambda i: hour_problem("timestamp", t_text[t_code[i]]))
 
     quantity = raw_quantity.to_numpy(dtype=float)[keep] if fast else None
     if quantity is None or not (np.isfinite(quantity) & (quantity >= 0)).all():
-        quantity = _numbers(csv, "quantity", csv.texts("quantity"))
+        quantity = parse_numbers(csv, "quantity", csv.texts("quantity"))
 
     return _usage_matrix(csv, times, t_code, p_text, p_code, quantity)
 
 
 def _usage_matrix(
-    csv: _Csv, times: pd.DatetimeIndex, t_code: np.ndarray, p_text: np.ndarray, p_code: np.ndarray, quantity: np.ndarray
+    csv: CsvTable, times: pd.DatetimeIndex, t_code: np.ndarray, p_text: np.ndarray, p_code: np.ndarray, quantity: np.ndarray
 ) -> UsageMatrix:
     start = times.min()  # NaT only for texts seen on blank rows, which min() skips
-    hour_of_text = ((times - start) // _HOUR).to_numpy(dtype=np.float64)
+    hour_of_text = ((times - start) // HOUR).to_numpy(dtype=np.float64)
     hour = np.nan_to_num(hour_of_text, nan=-1).astype(np.int64)[t_code]
     pools = sorted(p for p in p_text if p)
     rank = {p: k for k, p in enumerate(pools)}
@@ -289,7 +101,7 @@ def _usage_matrix(
     if np.bincount(key, minlength=hours * len(pools)).max() > 1:
         i = int(np.argmax(pd.Series(key).duplicated().to_numpy()))
         first = int(np.argmax(key == key[i]))
-        when = (start + int(hour[i]) * _HOUR).isoformat()
+        when = (start + int(hour[i]) * HOUR).isoformat()
         raise csv.error(i, None, f"pool '{pools[pool[i]]}' at {when} is given twice, first in row {csv.lines[first]}")
 
     values = np.zeros((hours, len(pools)))
@@ -302,25 +114,25 @@ def _usage_matrix(
 
 def read_price_book(path: str | Path) -> PriceBook:
     """Read a price book CSV (DESIGN.md §4); term, payment and upfront are ignored on on_demand rows."""
-    csv, cells = _open_text_csv(path, PRICE_COLUMNS, optional=("increment",))
-    _require_text(csv, "offering", cells["offering"])
+    csv, cells = open_text_csv(path, PRICE_COLUMNS, optional=("increment",))
+    require_text(csv, "offering", cells["offering"])
     kinds = _kinds(csv, cells["kind"])
-    _require_text(csv, "pool", cells["pool"])
+    require_text(csv, "pool", cells["pool"])
     commit = np.array([k is not OfferingKind.ON_DEMAND for k in kinds])
     savings = np.array([k is OfferingKind.SAVINGS_PLAN for k in kinds])
-    _raise_first(
+    raise_first(
         csv, "offering", commit & (cells["offering"] == "on_demand"),
         lambda i: "the offering id 'on_demand' is reserved for kind on_demand",
     )
 
-    rates = _numbers(csv, "hourly_rate", cells["hourly_rate"])
-    _raise_first(
+    rates = parse_numbers(csv, "hourly_rate", cells["hourly_rate"])
+    raise_first(
         csv, "hourly_rate", savings & (rates <= 0),
         lambda i: f"a savings plan rate must be > 0, got {cells['hourly_rate'][i]}",
     )
-    terms = _numbers(csv, "term_months", cells["term_months"], strict=True, whole=True, rows=commit)
+    terms = parse_numbers(csv, "term_months", cells["term_months"], strict=True, whole=True, rows=commit)
     payments = _payments(csv, cells["payment"], commit)
-    upfronts = _numbers(csv, "upfront", cells["upfront"], rows=commit)
+    upfronts = parse_numbers(csv, "upfront", cells["upfront"], rows=commit)
     increments = _increments(csv, cells, kinds, commit)
 
     fields = {"term_months": terms, "payment": payments, "upfront": upfronts, "increment": increments}
@@ -343,40 +155,40 @@ def read_price_book(path: str | Path) -> PriceBook:
     return PriceBook(on_demand={pool: float(rates[i]) for pool, i in on_demand.items()}, offerings=offerings)
 
 
-def _kinds(csv: _Csv, texts: np.ndarray) -> list[OfferingKind]:
+def _kinds(csv: CsvTable, texts: np.ndarray) -> list[OfferingKind]:
     known = {k.value: k for k in OfferingKind}
-    parsed = [known.get(_normalized(t)) for t in texts]
+    parsed = [known.get(normalized(t)) for t in texts]
     allowed = ", ".join(known)
-    _raise_first(
+    raise_first(
         csv, "kind", np.array([k is None for k in parsed]),
         lambda i: "kind is empty" if texts[i] == "" else f"kind '{texts[i]}' is not one of {allowed}",
     )
     return parsed  # type: ignore[return-value]
 
 
-def _payments(csv: _Csv, texts: np.ndarray, rows: np.ndarray) -> list[Payment | None]:
+def _payments(csv: CsvTable, texts: np.ndarray, rows: np.ndarray) -> list[Payment | None]:
     known = {p.value: p for p in Payment}
-    parsed = [known.get(_normalized(t)) if row else None for t, row in zip(texts, rows)]
+    parsed = [known.get(normalized(t)) if row else None for t, row in zip(texts, rows)]
     allowed = ", ".join(known)
-    _raise_first(
+    raise_first(
         csv, "payment", rows & np.array([p is None for p in parsed]),
         lambda i: "payment is empty" if texts[i] == "" else f"payment '{texts[i]}' is not one of {allowed}",
     )
     return parsed
 
 
-def _increments(csv: _Csv, cells: dict[str, np.ndarray], kinds: list[OfferingKind], commit: np.ndarray) -> np.ndarray:
+def _increments(csv: CsvTable, cells: dict[str, np.ndarray], kinds: list[OfferingKind], commit: np.ndarray) -> np.ndarray:
     """The optional ``increment`` column; an empty cell means the kind's default."""
     defaults = np.array([DEFAULT_INCREMENT.get(k, np.nan) for k in kinds])
     if "increment" not in cells:
         return defaults
     given = commit & (cells["increment"] != "")
-    values = _numbers(csv, "increment", cells["increment"], strict=True, rows=given)
+    values = parse_numbers(csv, "increment", cells["increment"], strict=True, rows=given)
     return np.where(given, values, defaults)
 
 
 def _group_rows(
-    csv: _Csv, cells: dict[str, np.ndarray], kinds: list[OfferingKind], fields: dict[str, Any]
+    csv: CsvTable, cells: dict[str, np.ndarray], kinds: list[OfferingKind], fields: dict[str, Any]
 ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Check how rows combine; returns on-demand row per pool and, per offering, row per pool."""
 
@@ -433,16 +245,16 @@ def _show(value: Any) -> str:
 
 def read_existing(path: str | Path, price_book: PriceBook | None = None) -> list[Commitment]:
     """Read the existing commitments CSV (``offering,quantity,start,end``), active on [start, end)."""
-    csv, cells = _open_text_csv(path, EXISTING_COLUMNS)
+    csv, cells = open_text_csv(path, EXISTING_COLUMNS)
     offerings = cells["offering"]
-    _require_text(csv, "offering", offerings)
+    require_text(csv, "offering", offerings)
     if price_book is not None:
         unknown = np.array([o not in price_book.offerings for o in offerings])
-        _raise_first(csv, "offering", unknown, lambda i: f"offering '{offerings[i]}' is not in the price book")
-    quantity = _numbers(csv, "quantity", cells["quantity"], strict=True)
-    start = _times(csv, "start", cells["start"])
-    end = _times(csv, "end", cells["end"])
-    _raise_first(
+        raise_first(csv, "offering", unknown, lambda i: f"offering '{offerings[i]}' is not in the price book")
+    quantity = parse_numbers(csv, "quantity", cells["quantity"], strict=True)
+    start = parse_times(csv, "start", cells["start"])
+    end = parse_times(csv, "end", cells["end"])
+    raise_first(
         csv, "end", np.asarray(end <= start),
         lambda i: f"end {cells['end'][i]} is not after start {cells['start'][i]}",
     )
@@ -457,7 +269,7 @@ def read_existing(path: str | Path, price_book: PriceBook | None = None) -> list
 
 def read_purchases_from_plan(path: str | Path) -> list[Purchase]:
     """The purchases of a plan JSON; errors use row = purchase number (1-based), column = key."""
-    file = _existing_file(path)
+    file = existing_file(path)
     name = str(path)
     try:
         data = json.loads(file.read_text(encoding="utf-8-sig"))
@@ -492,7 +304,7 @@ def _purchase(file: str, row: int, item: Any) -> Purchase:
         raise fail("quantity", f"quantity must be a finite number >= 0, got {quantity!r}")
     if not isinstance(start, str):
         raise fail("start", f"start must be an ISO 8601 timestamp string, got {start!r}")
-    times, bad = _hours(np.array([start.strip()], dtype=object))
+    times, bad = parse_hours(np.array([start.strip()], dtype=object))
     if bad[0]:
-        raise fail("start", _hour_problem("start", start.strip()))
+        raise fail("start", hour_problem("start", start.strip()))
     return Purchase(offering=offering.strip(), quantity=value, start=times[0].to_pydatetime())
