@@ -54,7 +54,7 @@ def load_policy(path: str | Path) -> Policy:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise InputError(str(path), f"not valid YAML: {getattr(e, 'problem', e)}", row=mark.line + 1 if mark else None)
+        raise InputError(str(path), f"not valid YAML: {getattr(e, 'problem', e)}", row=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         raise InputError(str(path), "a policy is a mapping of limit names to values")
     try:
@@ -63,4 +63,4 @@ def load_policy(path: str | Path) -> Policy:
         first = e.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else None
         message = "unknown limit (known: " + ", ".join(Policy.model_fields) + ")" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(str(path), message, row=_key_lines(text).get(key), column=key)
+        raise InputError(str(path), message, row=_key_lines(text).get(key), column=key) from None

@@ -86,14 +86,12 @@ class _Cuts:
         self.inst, self.risk, self.k = inst, risk, k
         H = inst.hours
         self.matrix = sp.csr_matrix((np.ones(H), (labels, np.arange(H))), shape=(self.k, H))
-        self.probabilities = inst.scenario_weights
 
     def at(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """Evaluate the objective at x; return (value, cluster values, cluster gradients (k × n), marginal costs e)."""
         cov = evaluate(self.inst, x, duals=True)
         values = self.matrix @ cov.on_demand_hourly
         grads = cluster_gradients(self.inst, cov, self.matrix)
-        expected = total_cost(self.inst, x, cov)
         return risk_objective(self.inst, x, cov, self.risk), values, grads, cov.e
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -66,8 +65,7 @@ def plan_for_history(
     if missing:
         raise InputError(str(whatif) if whatif else "forecast", f"pools without an on-demand price in the price book: {', '.join(missing)}")
     res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk, policy=policy)
-    if risk is None and policy is not None and policy.risk_weight > 0:
-        risk = RiskSpec(alpha=policy.alpha, weight=policy.risk_weight)
+    risk = res.risk
     per, without = [], []
     chosen = dict(zip(res.offerings, res.quantities))
     for usage in usages:

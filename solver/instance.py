@@ -140,6 +140,25 @@ def _active_span(start_hour: int, end_hour: int, hours: int) -> tuple[int, int]:
     return max(0, min(hours, start_hour)), max(0, min(hours, end_hour))
 
 
+def commitment_span(usage: UsageMatrix, commitment: Commitment) -> tuple[int, int]:
+    """Hours [a, b) of the window in which an existing commitment is active."""
+    end = usage.hour_index(commitment.end - timedelta(microseconds=1)) + 1
+    return _active_span(usage.hour_index(commitment.start), end, usage.hours)
+
+
+def decision_upper_bounds(inst: Instance) -> np.ndarray:
+    """Quantity beyond which buying more can only add cost: a reservation's pool at its peak, a
+    savings plan's whole eligible usage at the busiest hour."""
+    u = inst.u
+    if not inst.hours:
+        return np.zeros(inst.n_decisions)
+    peak_pool = u.max(axis=0)
+    peak_layer = [float((u[:, layer.pools] * layer.rates).sum(axis=1).max()) for layer in inst.layers]
+    return np.array([
+        peak_pool[t] if kind == 0 else peak_layer[t] for kind, t in zip(inst.dec_kind, inst.dec_target)
+    ], dtype=float)
+
+
 def build_instance(
     usage: UsageMatrix,
     prices: PriceBook,
@@ -162,7 +181,7 @@ def build_instance(
     existing_cost = 0.0
     for c in existing or []:
         o = prices.offerings[c.offering]
-        a, b = _active_span(usage.hour_index(c.start), usage.hour_index(c.end - timedelta(microseconds=1)) + 1, H)
+        a, b = commitment_span(usage, c)
         if b <= a:
             continue
         existing_cost += c.quantity * o.hourly_cost_per_unit() * (b - a)
@@ -172,8 +191,6 @@ def build_instance(
         elif o.id in layer_index:
             existing_sp[a:b, layer_index[o.id]] += c.quantity
 
-    u = usage.values
-    peak_pool = u.max(axis=0) if H else np.zeros(P)
     decisions = []
     for o in sorted(prices.offerings.values(), key=lambda o: o.id):
         for h0 in purchase_hours:
@@ -183,16 +200,11 @@ def build_instance(
             if o.kind is OfferingKind.RESERVATION:
                 if o.pool not in index:
                     continue
-                p = index[o.pool]
-                upper = float(peak_pool[p])
-                decisions.append((o.id, 0, p, a, b, o.hourly_cost_per_unit(), o.increment, upper))
+                decisions.append((o.id, 0, index[o.pool], a, b, o.hourly_cost_per_unit(), o.increment))
             else:
                 if o.id not in layer_index:
                     continue
-                s = layer_index[o.id]
-                layer = layers[s]
-                upper = float((u[:, layer.pools] * layer.rates).sum(axis=1).max()) if H else 0.0
-                decisions.append((o.id, 1, s, a, b, 1.0, o.increment, upper))
+                decisions.append((o.id, 1, layer_index[o.id], a, b, 1.0, o.increment))
     inst = Instance(
         usage=usage,
         on_demand=on_demand,
@@ -207,8 +219,9 @@ def build_instance(
         dec_end=np.array([d[4] for d in decisions], dtype=int),
         dec_unit_cost=np.array([d[5] for d in decisions], dtype=float),
         dec_increment=np.array([d[6] for d in decisions], dtype=float),
-        dec_upper=np.array([d[7] for d in decisions], dtype=float),
+        dec_upper=np.zeros(len(decisions)),
     )
+    inst.dec_upper = decision_upper_bounds(inst)
     return prune(inst) if prune_dominated else inst
 
 

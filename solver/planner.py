@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from models import Commitment, OfferingKind, PriceBook, UsageMatrix
+from models import Commitment, CommitmentUsage, OfferingKind, PriceBook, UsageMatrix
 from models.errors import PlanningError
 from models.plan import Plan, PlanSummary, PurchaseLine, SolveInfo
 from solver.consistency import greedy_is_optimal
@@ -77,7 +77,8 @@ def plan_for_usage(
     base = figures(inst, prices, existing, np.zeros(inst.n_decisions))
     bought = np.flatnonzero(x > 0)
     steps = _one_increment_effects(inst, x, fig.total_cost, bought) if len(bought) <= 60 else {}
-    lines = [_line(inst, prices, j, x[j], x_cont[j], steps.get(j), fig) for j in bought]
+    held = [c for c in fig.commitments if c.source == "purchase"]  # one per bought decision, in order
+    lines = [_line(inst, prices, j, x[j], x_cont[j], steps.get(j), usage) for j, usage in zip(bought, held)]
     notes = list(inst.notes) + problems
     return Plan(
         window_start=usage.start,
@@ -115,11 +116,8 @@ def _one_increment_effects(inst: Instance, x: np.ndarray, cost: float, which: np
     return out
 
 
-def _line(inst: Instance, prices: PriceBook, j: int, q: float, q_cont: float, steps, fig) -> PurchaseLine:
+def _line(inst: Instance, prices: PriceBook, j: int, q: float, q_cont: float, steps, usage: CommitmentUsage) -> PurchaseLine:
     o = prices.offerings[inst.dec_offering[j]]
-    usage = next(
-        c for c in fig.commitments if c.source == "purchase" and c.offering == o.id and abs(c.quantity - q) < 1e-12
-    )
     start = inst.usage.start + timedelta(hours=int(inst.dec_start[j]))
     if o.kind is OfferingKind.RESERVATION:
         od = prices.on_demand[o.pool]

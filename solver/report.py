@@ -13,7 +13,7 @@ import numpy as np
 
 from models import Bill, Commitment, CommitmentUsage, OfferingKind, PriceBook
 from solver.coverage import Coverage, evaluate
-from solver.instance import Instance
+from solver.instance import Instance, commitment_span
 
 
 @dataclass
@@ -40,8 +40,7 @@ def _held(inst: Instance, prices: PriceBook, existing: list[Commitment], x: np.n
         target = pools.get(o.pool) if o.kind is OfferingKind.RESERVATION else layers.get(o.id)
         if target is None:
             continue
-        a = max(0, min(inst.hours, usage.hour_index(c.start)))
-        b = max(0, min(inst.hours, usage.hour_index(c.end - timedelta(microseconds=1)) + 1))
+        a, b = commitment_span(usage, c)
         out.append(_Held(o.id, o.kind, target, c.quantity, c.start, c.end, a, b, o.hourly_cost_per_unit(), "existing"))
     for j in np.flatnonzero(x > 0):
         o = prices.offerings[inst.dec_offering[j]]

@@ -36,7 +36,7 @@ def _best_step(cost_at: Callable[[int], float], low: int, current: float) -> tup
         if first >= current:
             continue
         # doubling until the cost stops falling, then bisection in the last bracket
-        prev_k, prev_c, k, c = 0, current, direction, first
+        prev_k, k, c = 0, direction, first
         while True:
             nxt = 2 * k
             if direction == -1 and nxt < low:
@@ -46,7 +46,7 @@ def _best_step(cost_at: Callable[[int], float], low: int, current: float) -> tup
             c_next = cost_at(nxt)
             if c_next >= c:
                 break
-            prev_k, prev_c, k, c = k, c, nxt, c_next
+            prev_k, k, c = k, nxt, c_next
         lo, hi = sorted((prev_k, nxt))
         best_k, best_c = k, c
         while hi - lo > 2:

@@ -15,10 +15,10 @@ from typing import Sequence
 import numpy as np
 
 from models import Commitment, PriceBook, UsageMatrix
-from solver.coverage import total_cost
-from solver.decomposition import RiskSpec, cvar, risk_objective, solve_decomposition
+from solver.coverage import evaluate
+from solver.decomposition import RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
 from models.policy import Policy
-from solver.instance import Instance, build_instance
+from solver.instance import Instance, build_instance, decision_upper_bounds
 from solver.policy_limits import apply_policy
 from solver.rounding import round_quantities
 
@@ -51,12 +51,7 @@ def build_scenario_instance(
         hour_weight=np.repeat(w, H),
         notes=list(base.notes),
     )
-    ri = inst.dec_kind == 0
-    inst.dec_upper = inst.dec_upper.copy()
-    inst.dec_upper[ri] = stacked.values.max(axis=0)[inst.dec_target[ri]] if stacked.hours else 0.0
-    for j in np.flatnonzero(~ri):
-        layer = inst.layers[inst.dec_target[j]]
-        inst.dec_upper[j] = float((stacked.values[:, layer.pools] * layer.rates).sum(axis=1).max())
+    inst.dec_upper = decision_upper_bounds(inst)
     return inst
 
 
@@ -73,6 +68,7 @@ class ExpectedCostResult:
     continuous_objective: float = 0.0  # the same for the continuous optimum (before rounding)
     iterations: int = 0
     cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default)
+    risk: RiskSpec | None = None  # the risk setting used (given, or the policy's)
 
 
 def solve_expected_cost(
@@ -95,18 +91,10 @@ def solve_expected_cost(
         inst, res.x, objective=lambda y: risk_objective(inst, y, risk=risk),
         feasible=lambda y: all(lim.holds(y) for lim in limits),
     )
-    costs = np.array([_scenario_cost(inst, s, prices, existing, q) for s in scenarios])
+    costs = scenario_costs(inst, q, evaluate(inst, q, duals=False))
     alpha = risk.alpha if risk is not None else 0.95
     return ExpectedCostResult(
         list(inst.dec_offering), q, res.x, float(np.dot(weights, costs)), res.lower, costs, res.status,
         objective=objective, cvar=cvar(costs, np.asarray(weights, float), alpha),
-        continuous_objective=res.upper, iterations=res.iterations,
+        continuous_objective=res.upper, iterations=res.iterations, risk=risk,
     )
-
-
-def _scenario_cost(inst: Instance, usage: UsageMatrix, prices: PriceBook, existing, q: np.ndarray) -> float:
-    """Cost of the stacked instance's quantities ``q`` in one scenario alone."""
-    single = build_instance(usage, prices, existing, prune_dominated=False)
-    chosen = {(o, int(s)): x for o, s, x in zip(inst.dec_offering, inst.dec_start, q)}
-    x = np.array([chosen.get((o, int(s)), 0.0) for o, s in zip(single.dec_offering, single.dec_start)])
-    return total_cost(single, x)
