@@ -334,7 +334,10 @@ def solve_decomposition(
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
     if not feasible(best_x):
         probe(best_x)  # its cuts are valid anyway
-        best_x = np.zeros(n)  # buying nothing meets every limit on purchases
+        best_x = np.zeros(n)  # buying nothing meets every limit on purchases ...
+        if not feasible(best_x):  # ... but not a coverage minimum: start from the unboxed master's point
+            best_x, _ = bound_master.solve(np.zeros(n), upper_bound)
+            best_x = np.clip(best_x, 0, upper_bound)
     best_F = probe(best_x)
     probe(np.zeros(n))
     probe(upper_bound * 0.5)

@@ -7,6 +7,7 @@ Purchases start at the first hour after the history; figures are over the horizo
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,9 @@ from models.plan import PlanSummary, PurchaseLine, ScenarioFigures, SolveInfo, R
 from scenarios.forecast import forecast
 from scenarios.whatif import apply_to_paths, load_overlays
 from solver.decomposition import RiskSpec
-from solver.instance import build_instance
 from solver.planner import COST_CONVENTION
 from solver.report import figures
-from solver.stochastic import solve_expected_cost
+from solver.stochastic import scenario_slice, solve_expected_cost
 from models import HOURS_PER_MONTH
 
 
@@ -67,11 +67,9 @@ def plan_for_history(
     res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk, policy=policy)
     risk = res.risk
     per, without = [], []
-    chosen = dict(zip(res.offerings, res.quantities))
-    for usage in usages:
-        inst = build_instance(usage, prices, existing, prune_dominated=False)
-        x = np.array([chosen.get(o, 0.0) for o in inst.dec_offering])
-        per.append(figures(inst, prices, existing, x))
+    for k in range(len(usages)):
+        inst = scenario_slice(res.instance, k)
+        per.append(figures(inst, prices, existing, res.quantities))
         without.append(figures(inst, prices, existing, np.zeros(inst.n_decisions)).total_cost)
     w = np.asarray(weights, float)
     ode = np.array([b.on_demand_equivalent for b in per])
@@ -79,11 +77,11 @@ def plan_for_history(
     savings = ode - cost
     start = usages[0].start
     lines = [
-        PurchaseLine(offering=o, quantity=float(q), start=start, kind=prices.offerings[o].kind.value,
+        PurchaseLine(offering=o, quantity=float(q), start=start + timedelta(hours=int(h)), kind=prices.offerings[o].kind.value,
                      pool=prices.offerings[o].pool if prices.offerings[o].kind.value == "reservation" else None,
                      term_months=prices.offerings[o].term_months, payment=prices.offerings[o].payment.value,
                      upfront_cost=float(q) * prices.offerings[o].upfront, continuous_quantity=float(c))
-        for o, q, c in zip(res.offerings, res.quantities, res.continuous) if q > 0
+        for o, q, c, h in zip(res.offerings, res.quantities, res.continuous, res.starts) if q > 0
     ]
     alpha = risk.alpha if risk else 0.95
     return Plan(
@@ -120,6 +118,6 @@ def plan_for_history(
             lower_bound=res.lower_bound, continuous_cost=res.continuous_objective,
             gap=max(0.0, (res.continuous_objective - res.lower_bound) / max(abs(res.continuous_objective), 1e-12)),
             rounding_cost=res.objective - res.continuous_objective, seconds=time.perf_counter() - t0,
-            iterations=res.iterations,
+            iterations=res.iterations, notes=res.notes or [],
         ),
     )

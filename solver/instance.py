@@ -1,7 +1,7 @@
 """Arrays the optimizer works on, built once from usage, price book and existing commitments.
 
-Decisions are (offering, purchase hour) pairs; this issue buys at the window start only, but every
-array is indexed by decision so that later purchase dates (laddering) only add decisions.
+Decisions are (offering, purchase hour) pairs: buying at the window start, on monthly ladder dates,
+or renewing an existing commitment when it expires are all just decisions.
 Coverage order (DESIGN.md §5): reservations, then savings-plan *groups* (offerings with the same
 eligible pools) from narrowest to broadest; within a group offerings apply cheapest first.
 """
@@ -47,6 +47,8 @@ class Instance:
     # Scenarios stacked along the hour axis (None: one scenario, hour t is time t, weight 1)
     hour_time: np.ndarray | None = None  # time offset in the horizon of each stacked hour
     hour_weight: np.ndarray | None = None  # probability of the scenario each stacked hour belongs to
+    # (times the discount factor of the hour when costs are present values)
+    dec_cost: np.ndarray | None = None  # cost in the window per unit of each decision, when not pro rata (NPV)
     _flat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -90,7 +92,10 @@ class Instance:
 
     @property
     def dec_window_cost(self) -> np.ndarray:
-        """Cost in the window of one unit of each decision (pro rata to its active hours)."""
+        """Cost in the window of one unit of each decision (pro rata to its active hours, or its
+        present value when the instance is discounted)."""
+        if self.dec_cost is not None:
+            return self.dec_cost
         return self.dec_unit_cost * (self.dec_end - self.dec_start)
 
     @property
@@ -165,7 +170,10 @@ def build_instance(
     existing: list[Commitment] | None = None,
     purchase_hours: tuple[int, ...] = (0,),
     prune_dominated: bool = True,
+    renewals: tuple[tuple[str, int], ...] = (),
 ) -> Instance:
+    """Arrays for buying any offering at each of ``purchase_hours`` (plus each ``(offering, hour)``
+    of ``renewals``: the option to renew an existing commitment when it expires)."""
     pools = usage.pools
     missing = [p for p in pools if p not in prices.on_demand]
     if missing:
@@ -192,8 +200,12 @@ def build_instance(
             existing_sp[a:b, layer_index[o.id]] += c.quantity
 
     decisions = []
+    dates = {o: sorted(set(purchase_hours)) for o in prices.offerings}
+    for oid, h0 in renewals:
+        if oid in dates and h0 not in dates[oid]:
+            dates[oid] = sorted(dates[oid] + [h0])
     for o in sorted(prices.offerings.values(), key=lambda o: o.id):
-        for h0 in purchase_hours:
+        for h0 in dates[o.id]:
             a, b = _active_span(h0, h0 + o.term_hours, H)
             if b <= a:
                 continue
@@ -271,6 +283,7 @@ def select(inst: Instance, keep: np.ndarray, why: str) -> Instance:
     idx = np.flatnonzero(keep)
     inst.notes.append(f"{int((~keep).sum())} {why}")
     inst.dec_offering = [inst.dec_offering[i] for i in idx]
-    for name in ("dec_kind", "dec_target", "dec_start", "dec_end", "dec_unit_cost", "dec_increment", "dec_upper"):
-        setattr(inst, name, getattr(inst, name)[idx])
+    for name in ("dec_kind", "dec_target", "dec_start", "dec_end", "dec_unit_cost", "dec_increment", "dec_upper", "dec_cost"):
+        if getattr(inst, name) is not None:
+            setattr(inst, name, getattr(inst, name)[idx])
     return inst

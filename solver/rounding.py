@@ -81,9 +81,12 @@ def round_quantities(
     inc = inst.dec_increment
     q = snap(x, inc)
     if feasible is not None and not feasible(q):
-        q = np.maximum(np.floor(np.asarray(x, float) / inc + 1e-9), 0.0) * inc
-        if not feasible(q):
-            q = np.zeros_like(q)
+        # nearest first; rounding down meets caps and utilization floors, up meets a coverage minimum
+        x = np.asarray(x, float)
+        for trial in (np.maximum(np.floor(x / inc + 1e-9), 0.0) * inc, np.ceil(x / inc - 1e-9) * inc, np.zeros_like(q)):
+            if feasible(trial):
+                q = trial
+                break
     best = cost_of(q)
     deadline = time.perf_counter() + time_budget
     everything = np.arange(inst.n_decisions)

@@ -15,12 +15,15 @@ from typing import Sequence
 import numpy as np
 
 from models import Commitment, PriceBook, UsageMatrix
-from solver.coverage import evaluate
-from solver.decomposition import RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
+from models.errors import PlanningError
 from models.policy import Policy
+from solver.conflicts import explain_conflict
+from solver.constrained import solve_problem
+from solver.coverage import evaluate
+from solver.decomposition import RiskSpec, cvar, scenario_costs
 from solver.instance import Instance, build_instance, decision_upper_bounds
-from solver.policy_limits import apply_policy
-from solver.rounding import round_quantities
+from solver import ladder
+from solver.policy_limits import problem_for
 
 
 def build_scenario_instance(
@@ -29,6 +32,8 @@ def build_scenario_instance(
     prices: PriceBook,
     existing: list[Commitment] | None = None,
     prune_dominated: bool = True,
+    purchase_hours: tuple[int, ...] = (0,),
+    renewals: tuple[tuple[str, int], ...] = (),
 ) -> Instance:
     w = np.asarray(weights, float)
     if not scenarios or len(w) != len(scenarios):
@@ -39,7 +44,7 @@ def build_scenario_instance(
     for k, s in enumerate(scenarios[1:], start=2):
         if s.start != first.start or s.pools != first.pools or s.hours != first.hours:
             raise ValueError(f"scenario {k} does not cover the same hours and pools as scenario 1")
-    base = build_instance(first, prices, existing, prune_dominated=prune_dominated)
+    base = build_instance(first, prices, existing, purchase_hours, prune_dominated, renewals)
     S, H = len(scenarios), first.hours
     stacked = UsageMatrix(first.start, first.pools, np.vstack([s.values for s in scenarios]))
     inst = replace(
@@ -60,15 +65,18 @@ class ExpectedCostResult:
     offerings: list[str]
     quantities: np.ndarray  # sellable quantities
     continuous: np.ndarray
-    expected_cost: float  # of the sellable quantities
+    expected_cost: float  # of the sellable quantities (nominal)
     lower_bound: float  # certified, for the continuous problem's objective
-    scenario_costs: np.ndarray  # cost of the sellable plan in each scenario
+    scenario_costs: np.ndarray  # cost of the sellable plan in each scenario (nominal)
     status: str
-    objective: float = 0.0  # expected cost + risk weight × CVaR, of the sellable quantities
+    objective: float = 0.0  # what was minimized (expected cost or its present value, + risk weight × CVaR), of the sellable quantities
     continuous_objective: float = 0.0  # the same for the continuous optimum (before rounding)
     iterations: int = 0
     cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default)
-    risk: RiskSpec | None = None  # the risk setting used (given, or the policy's)
+    risk: RiskSpec | None = None  # the risk setting used (given, the policy's, or the one that meets its CVaR limit)
+    starts: np.ndarray | None = None  # purchase hour of each decision (offset from the window start)
+    instance: Instance | None = None  # the (nominal) stacked instance the decisions index
+    notes: list[str] | None = None
 
 
 def solve_expected_cost(
@@ -82,19 +90,44 @@ def solve_expected_cost(
     policy: Policy | None = None,
 ) -> ExpectedCostResult:
     """Minimize E[cost] (+ risk.weight · CVaR_alpha[cost]) over the weighted scenarios, within the
-    policy's limits (its risk settings apply when ``risk`` is not given)."""
-    inst = build_scenario_instance(scenarios, weights, prices, existing, prune_dominated=False)
-    inst, limits, policy_risk = apply_policy(inst, prices, policy)
-    risk = risk if risk is not None else policy_risk
-    res = solve_decomposition(inst, backend=backend, gap=gap, risk=risk, limits=limits)
-    q, objective = round_quantities(
-        inst, res.x, objective=lambda y: risk_objective(inst, y, risk=risk),
-        feasible=lambda y: all(lim.holds(y) for lim in limits),
-    )
-    costs = scenario_costs(inst, q, evaluate(inst, q, duals=False))
-    alpha = risk.alpha if risk is not None else 0.95
+    policy's limits (its risk settings apply when ``risk`` is not given). Purchases may start on
+    the policy's ladder dates, and each existing commitment that expires in the window may be
+    renewed then; limits that cannot all hold raise a PlanningError naming the smallest conflict."""
+    existing = list(existing or [])
+    first = scenarios[0]
+    rules = policy or Policy()
+    dates = ladder.purchase_hours(first.start, first.hours, rules.ladder_months)
+    renewals = ladder.renewal_options(first, existing) if rules.renew_existing else ()
+    inst = build_scenario_instance(scenarios, weights, prices, existing, prune_dominated=False,
+                                   purchase_hours=dates, renewals=renewals)
+    base = replace(inst, notes=list(inst.notes))
+    problem, notes = problem_for(inst, prices, existing, policy, risk)
+    try:
+        sol = solve_problem(problem, backend=backend, gap=gap)
+    except PlanningError:
+        if policy is None:
+            raise
+        raise PlanningError(explain_conflict(base, prices, existing, policy, backend)) from None
+    nominal, q = problem.nominal, sol.x
+    costs = scenario_costs(nominal, q, evaluate(nominal, q, duals=False))
+    alpha = sol.risk.alpha if sol.risk is not None else problem.alpha
+    w = np.asarray(weights, float)
     return ExpectedCostResult(
-        list(inst.dec_offering), q, res.x, float(np.dot(weights, costs)), res.lower, costs, res.status,
-        objective=objective, cvar=cvar(costs, np.asarray(weights, float), alpha),
-        continuous_objective=res.upper, iterations=res.iterations, risk=risk,
+        list(nominal.dec_offering), q, sol.continuous, float(w @ costs), sol.result.lower, costs, sol.result.status,
+        objective=sol.objective, cvar=cvar(costs, w, alpha), continuous_objective=sol.result.upper,
+        iterations=sol.result.iterations, risk=sol.risk, starts=nominal.dec_start.copy(), instance=nominal,
+        notes=list(nominal.notes) + notes + sol.notes,
     )
+
+
+def scenario_slice(inst: Instance, s: int) -> Instance:
+    """Scenario ``s`` of a stacked instance as a one-scenario instance with the same decisions."""
+    H = inst.horizon
+    rows = slice(s * H, (s + 1) * H)
+    one = replace(
+        inst, usage=UsageMatrix(inst.usage.start, inst.usage.pools, inst.u[rows]),
+        existing_ri=inst.existing_ri[rows], existing_sp=inst.existing_sp[rows],
+        hour_time=None, hour_weight=None, dec_cost=None, notes=list(inst.notes), _flat=None,
+    )
+    one.dec_end = np.minimum(one.dec_end, H)
+    return one

@@ -1,0 +1,136 @@
+"""When a policy's limits cannot all hold, find the smallest set that conflicts and say it in words.
+
+Buying nothing meets every limit on purchases (budgets, shares, caps, floors), so a conflict
+always involves a coverage minimum, a CVaR limit, or a coverage maximum below what the existing
+commitments already cover. Feasibility of a set of limits is decided by:
+
+- coverage min: the most coverage reachable under the other limits (a solve that minimizes the
+  uncovered share, commitment prices set to zero) must reach it;
+- coverage max: the existing commitments alone (buying nothing) must not exceed it;
+- CVaR limit: the full solve (which raises the CVaR weight until the limit holds) must succeed.
+
+A deletion filter then drops each limit whose removal leaves the rest still in conflict; what
+remains is irreducible: removing any one of its limits makes the others feasible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+
+from models import Commitment, PriceBook
+from models.errors import PlanningError
+from models.policy import Policy
+from solver.constrained import solve_problem
+from solver.instance import Instance
+from solver.nonlinear_limits import Measures
+from solver.policy_limits import problem_for
+
+# policy keys that are limits, in the order they are described
+LIMIT_KEYS = (
+    "coverage_min", "coverage_max", "cvar_limit", "utilization_floor", "upfront_budget", "max_three_year_share",
+    "max_monthly_purchase", "max_monthly_expiry", "allowed_kinds", "allowed_terms", "allowed_payments",
+)
+_UNSET = {key: Policy.model_fields[key].default for key in LIMIT_KEYS}
+
+
+def describe(policy: Policy, key: str) -> str:
+    v = getattr(policy, key)
+    return {
+        "coverage_min": lambda: f"coverage of at least {v:.1%}",
+        "coverage_max": lambda: f"coverage of at most {v:.1%}",
+        "cvar_limit": lambda: f"CVaR{policy.alpha:.0%} of cost at most {v:,.2f} $",
+        "utilization_floor": lambda: f"utilization of every new commitment of at least {v:.1%} in the "
+                                     f"{policy.utilization_scenario} scenario",
+        "upfront_budget": lambda: f"an upfront budget of {v:,.2f} $",
+        "max_three_year_share": lambda: f"at most {v:.0%} of new commitment in 3-year terms",
+        "max_monthly_purchase": lambda: f"at most {v:g} $/h of new commitment bought in any one month",
+        "max_monthly_expiry": lambda: f"at most {v:g} $/h of commitment expiring in any one month",
+        "allowed_kinds": lambda: "only " + " and ".join(k.value.replace("_", " ") + "s" for k in v) + " allowed",
+        "allowed_terms": lambda: "only terms of " + ", ".join(str(t) for t in v) + " months allowed",
+        "allowed_payments": lambda: "only " + ", ".join(p.value.replace("_", " ") for p in v) + " payments allowed",
+    }[key]()
+
+
+def _only(policy: Policy, keys: set[str]) -> Policy:
+    """``policy`` with every limit outside ``keys`` lifted (other settings kept)."""
+    return policy.model_copy(update={k: _UNSET[k] for k in LIMIT_KEYS if k not in keys})
+
+
+class _Oracle:
+    def __init__(self, inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy, backend: str):
+        self.inst, self.prices, self.existing, self.policy, self.backend = inst, prices, existing, policy, backend
+        self.reach: dict[frozenset, float] = {}
+
+    def _problem(self, keys: set[str]):
+        return problem_for(replace(self.inst, notes=[]), self.prices, self.existing, _only(self.policy, keys))[0]
+
+    def most_coverage(self, keys: set[str]) -> float:
+        """The most coverage a plan can reach under the limits in ``keys`` (coverage min ignored)."""
+        key = frozenset(keys - {"coverage_min", "cvar_limit"})
+        if key not in self.reach:
+            p = self._problem(set(key))
+            m = Measures(p.nominal, p.weights)
+            weight = np.repeat(p.weights * m.scale, p.nominal.horizon)
+            phase1 = replace(p.nominal, hour_weight=weight, dec_cost=np.zeros(p.nominal.n_decisions), existing_cost=0.0,
+                             notes=[], _flat=None)
+            try:
+                sol = solve_problem(replace(p, objective=phase1, risk=None, cvar_limit=None), self.backend, gap=1e-7)
+                self.reach[key] = max(m.coverage(sol.continuous), m.coverage(sol.x))
+            except PlanningError:
+                self.reach[key] = -np.inf
+        return self.reach[key]
+
+    def feasible(self, keys: set[str]) -> bool:
+        p = self.policy
+        if {"coverage_min", "coverage_max"} <= keys and p.coverage_min > p.coverage_max:
+            return False
+        if "coverage_max" in keys:
+            prob = self._problem(keys)
+            if Measures(prob.nominal, prob.weights).coverage(np.zeros(prob.nominal.n_decisions)) > p.coverage_max + 1e-9:
+                return False
+        if "coverage_min" in keys and self.most_coverage(keys) < p.coverage_min - 1e-6:
+            return False
+        if "cvar_limit" in keys:
+            try:
+                solve_problem(self._problem(keys), self.backend, gap=1e-6)
+            except PlanningError:
+                return False
+        return True
+
+
+def smallest_conflict(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy,
+                      backend: str = "highs") -> tuple[list[str], Callable[[set[str]], float], _Oracle]:
+    """An irreducible set of the policy's limit keys that cannot all hold (deletion filter)."""
+    oracle = _Oracle(inst, prices, existing, policy, backend)
+    keys = [k for k in LIMIT_KEYS if getattr(policy, k) != _UNSET[k]]
+    if oracle.feasible(set(keys)):
+        return [], oracle.most_coverage, oracle
+    kept = list(keys)
+    for k in keys:
+        trial = [x for x in kept if x != k]
+        if not oracle.feasible(set(trial)):
+            kept = trial
+    return kept, oracle.most_coverage, oracle
+
+
+def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy,
+                     backend: str = "highs") -> str:
+    keys, most_coverage, oracle = smallest_conflict(inst, prices, existing, policy, backend)
+    if not keys:
+        return "the limits can hold together, but the solver did not reach a plan that meets them all; loosen one a little"
+    words = [describe(policy, k) for k in keys]
+    text = ("these limits cannot all hold together: " + "; ".join(words) if len(words) > 1
+            else f"this limit cannot hold: {words[0]}")
+    if "coverage_min" in keys:
+        reach = most_coverage(set(keys))
+        others = [describe(policy, k) for k in keys if k != "coverage_min"]
+        within = " with " + " and ".join(others) if others else ""
+        text += f" (the most coverage any plan reaches{within} is {max(reach, 0.0):.1%})"
+    elif keys == ["coverage_max"]:
+        prob = oracle._problem({"coverage_max"})
+        now = Measures(prob.nominal, prob.weights).coverage(np.zeros(prob.nominal.n_decisions))
+        text += f" (the existing commitments alone already cover {now:.1%})"
+    return text + ". Loosen or remove one of them."

@@ -1,0 +1,168 @@
+"""Solve under every limit of a policy: linear limits in the master, coverage band and utilization
+floors by rows re-drawn between solves, a CVaR limit by the risk weight that meets it.
+
+The CVaR limit uses Lagrangian duality: min E[cost] s.t. CVaR ≤ L is min E[cost] + β·CVaR for
+the right β ≥ 0 (the problem is a convex LP), and CVaR never rises as β does, so bisection on β
+finds the cheapest plan that meets the limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from models.errors import PlanningError
+from solver.coverage import evaluate
+from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
+from solver.instance import Instance
+from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, scale_to_coverage
+from solver.rounding import round_quantities
+
+COVERAGE_MARGIN = 1e-5  # min-coverage rows aim this far inside, so the continuous plan meets the limit exactly
+
+
+@dataclass
+class Problem:
+    """What to minimize (``objective``: nominal or discounted) and what must hold (measured on
+    ``nominal``, the same decisions undiscounted)."""
+
+    objective: Instance
+    nominal: Instance
+    limits: list[LinearLimit] = field(default_factory=list)
+    targets: LimitTargets = LimitTargets()
+    risk: RiskSpec | None = None
+    cvar_limit: float | None = None
+    alpha: float = 0.95
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.nominal.scenario_weights
+
+
+@dataclass
+class Solution:
+    x: np.ndarray  # sellable quantities
+    continuous: np.ndarray
+    result: DecompositionResult
+    objective: float  # of x (E[cost] + β·CVaR on the objective instance)
+    risk: RiskSpec | None
+    rounds: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25):
+    """Continuous solve with the nonlinear limits' rows re-drawn until the plan meets them."""
+    t = problem.targets
+    measures = Measures(problem.nominal, problem.weights) if t.any else None
+    outer: list[LinearLimit] = []
+    inner: list[LinearLimit] = []
+    res, prev = None, None
+    for rounds in range(1, max_rounds + 1):
+        try:
+            res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
+                                      limits=problem.limits + outer + inner, x0=x0)
+        except RuntimeError as e:  # the master LP is infeasible: the rows prove no plan meets the limits
+            raise _Infeasible(str(e)) from None
+        x = res.x
+        if measures is None:
+            return res, rounds
+        changed = False
+        if t.coverage_min is not None and measures.coverage(x) < t.coverage_min:
+            outer.append(coverage_min_row(measures, x, t.coverage_min + COVERAGE_MARGIN))
+            changed = True
+        if t.utilization_floor is not None:
+            rows = measures.floor_rows(x, t.utilization_floor, t.utilization_scenario)
+            outer += rows
+            changed |= bool(rows)
+        if t.coverage_max is not None:
+            point = scale_to_coverage(measures, x, t.coverage_max)
+            if not np.allclose(point, x) or prev is None or abs(prev - res.upper) > gap * abs(res.upper):
+                inner = [coverage_max_row(measures, point, t.coverage_max)]
+                changed = changed or not np.allclose(point, x) or prev is None
+            prev = res.upper
+        if not changed:
+            return res, rounds
+        x0 = x
+    if not measures.meets(res.x, t, tol=1e-6):
+        raise _Infeasible("the coverage band and utilization floors were not met after "
+                          f"{max_rounds} rounds of re-drawn limits")
+    return res, max_rounds
+
+
+class _Infeasible(Exception):
+    pass
+
+
+def _feasible(problem: Problem, measures: Measures | None, cvar_limit: float | None):
+    def check(q: np.ndarray) -> bool:
+        if not all(lim.holds(q) for lim in problem.limits):
+            return False
+        if measures is not None and not measures.meets(q, problem.targets, tol=1e-9):
+            return False
+        if cvar_limit is not None:
+            inst = problem.objective
+            costs = scenario_costs(inst, q, evaluate(inst, q, duals=False))
+            if cvar(costs, problem.weights, problem.alpha) > cvar_limit * (1 + 1e-9):
+                return False
+        return True
+    return check
+
+
+def _cvar_of(problem: Problem, x: np.ndarray) -> float:
+    inst = problem.objective
+    return cvar(scenario_costs(inst, x, evaluate(inst, x, duals=False)), problem.weights, problem.alpha)
+
+
+def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, bisections: int = 12) -> Solution:
+    """The plan of least objective that meets every limit; raises PlanningError (with the reason)
+    when the limits cannot all hold. :mod:`solver.conflicts` turns that into the smallest set."""
+    notes: list[str] = []
+    try:
+        res, rounds = _solve_rows(problem, problem.risk, backend, gap, None)
+        risk = problem.risk
+        if problem.cvar_limit is not None and _cvar_of(problem, res.x) > problem.cvar_limit:
+            res, rounds, risk = _meet_cvar(problem, backend, gap, res, bisections)
+            notes.append(f"the CVaR limit is met with a risk weight of {risk.weight:.4g} on CVaR")
+    except _Infeasible as e:
+        raise PlanningError(f"the limits cannot all hold ({e})") from None
+    measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
+    feasible = _feasible(problem, measures, problem.cvar_limit)
+    q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
+                                    feasible=feasible)
+    if not np.isfinite(objective):
+        raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
+                            "loosen the tightest limit by an increment")
+    return Solution(q, res.x, res, objective, risk, rounds, notes)
+
+
+def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int):
+    """Bisection on the CVaR weight β: the least β whose plan meets the CVaR limit."""
+    base = problem.risk.weight if problem.risk else 0.0
+    hi = max(1.0, 2 * base)
+    for _ in range(8):  # find a β that meets the limit
+        risk = RiskSpec(alpha=problem.alpha, weight=hi)
+        res, rounds = _solve_rows(problem, risk, backend, gap, res0.x)
+        if _cvar_of(problem, res.x) <= problem.cvar_limit:
+            break
+        hi *= 8
+    else:
+        least = _cvar_of(problem, res.x)
+        raise _Infeasible(f"the least CVaR reachable is {least:,.2f} $, above the limit of {problem.cvar_limit:,.2f} $")
+    best = (res, rounds, risk)
+    lo = base
+    for _ in range(bisections):
+        mid = 0.5 * (lo + hi)
+        risk = RiskSpec(alpha=problem.alpha, weight=mid)
+        res, rounds = _solve_rows(problem, risk, backend, gap, best[0].x)
+        if _cvar_of(problem, res.x) <= problem.cvar_limit:
+            hi, best = mid, (res, rounds, risk)
+        else:
+            lo = mid
+        if hi - lo <= 1e-3 * hi:
+            break
+    return best
+
+
+def with_targets(problem: Problem, **changes) -> Problem:
+    return replace(problem, **changes)
