@@ -171,6 +171,18 @@ def demo(
     print_plan(out, result)
 
 
+def _register_commands() -> None:
+    """Commands that live in modules of their own (they import this module's ``app``)."""
+    from api.backtest_command import register as register_backtest
+    from api.compare_command import register as register_compare
+
+    register_compare(app)
+    register_backtest(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 

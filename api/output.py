@@ -33,19 +33,65 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def signed_money(x: float) -> str:
+    return f"{'-' if x < 0 else '+'}${abs(x):,.2f}"
+
+
 def purchases_table(plan: Plan) -> Table:
-    t = Table(title="What to buy", title_justify="left")
-    for col, justify in [("offering", "left"), ("quantity", "right"), ("term", "right"), ("payment", "left"),
-                         ("upfront", "right"), ("window cost", "right"), ("utilization", "right")]:
-        t.add_column(col, justify=justify)
+    valued = any(p.break_even_utilization is not None or p.marginal_value is not None for p in plan.purchases)
+    caption = ("break-even: the utilization at which a purchase costs what the on-demand usage it covers would; "
+               "marginal: what one more unit (a savings plan: one more $/h) would save in the window, from the "
+               "duals (negative: it would cost more)") if valued else None
+    t = Table(title="What to buy", title_justify="left", caption=caption, caption_justify="left")
+    columns = [("offering", "left"), ("quantity", "right"), ("term", "right"), ("payment", "left"),
+               ("upfront", "right"), ("window cost", "right"), ("utilization", "right")]
+    if valued:
+        columns += [("break-even", "right"), ("marginal", "right")]
+    for col, justify in columns:
+        t.add_column(col, justify=justify, overflow="fold" if col == "offering" else "ellipsis")
     used = {(c.offering, c.quantity): c.utilization for c in plan.commitments if c.source == "purchase"}
     show_used = bool(used) or not plan.scenarios
     for p in plan.purchases:
-        t.add_row(
+        row = [
             p.offering, f"{p.quantity:g}" + (" $/h" if p.kind == "savings_plan" else " units"),
             f"{p.term_months} mo", p.payment or "", money(p.upfront_cost), money(p.window_cost),
             f"{used.get((p.offering, p.quantity), 0.0):.1%}" if show_used else "see scenarios",
+        ]
+        if valued:
+            row += [
+                "—" if p.break_even_utilization is None else f"{p.break_even_utilization:.1%}",
+                "—" if p.marginal_value is None else signed_money(p.marginal_value),
+            ]
+        t.add_row(*row)
+    return t
+
+
+SCHEDULE_ROWS = 12
+
+
+def schedule_table(plan: Plan) -> Table:
+    """The first month and the months in which commitments start or expire (at most ``SCHEDULE_ROWS``)."""
+    months = [m for i, m in enumerate(plan.schedule) if i == 0 or m.starting or m.expiring]
+    shown = months[:SCHEDULE_ROWS]
+    caption = "$/h amortized, averaged over the month's hours"
+    if len(months) > len(shown):
+        caption += f"; {len(months) - len(shown)} more months with changes in the plan JSON (schedule)"
+    t = Table(title=f"Commitments by month ({len(plan.schedule)} months; months with starts or expiries)",
+              title_justify="left", caption=caption, caption_justify="left")
+    for col, justify in [("month", "left"), ("active $/h", "right"), ("existing", "right"), ("planned", "right"),
+                         ("starting $/h", "right"), ("expiring $/h", "right"), ("expiring", "left")]:
+        t.add_column(col, justify=justify)
+    for m in shown:
+        names = [f"{e.offering} ×{e.quantity:g}" for e in m.expiring]
+        expiring = "; ".join(names[:3]) + (f"; +{len(names) - 3} more" if len(names) > 3 else "")
+        t.add_row(
+            m.month + ("" if m.in_window else " *"), f"{m.active_hourly_commitment:,.3f}",
+            f"{m.active_existing_hourly:,.3f}", f"{m.active_purchase_hourly:,.3f}",
+            f"{m.starting_hourly:,.3f}" if m.starting else "", f"{m.expiring_hourly:,.3f}" if m.expiring else "",
+            expiring,
         )
+    if any(not m.in_window for m in shown):
+        t.caption += "; * after the planning window"
     return t
 
 
@@ -120,6 +166,8 @@ def print_plan(console: Console, plan: Plan) -> None:
     else:
         console.print("Buy nothing: no commitment lowers the cost of this usage.")
     console.print(summary_table(plan))
+    if plan.schedule:
+        console.print(schedule_table(plan))
     if plan.risk is not None:
         console.print(risk_table(plan))
     console.print(solve_line(plan), style="dim")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Callable
 
@@ -15,12 +16,17 @@ from solver.consistency import greedy_is_optimal
 from solver.coverage import evaluate, total_cost
 from models.policy import Policy
 from solver.decomposition import LinearLimit, solve_decomposition
-from solver.policy_limits import apply_policy
+from solver import ladder
+from solver.conflicts import explain_conflict
+from solver.constrained import solve_problem
+from solver.policy_limits import limits_beyond_linear, apply_policy, problem_for
 from solver.instance import Instance, build_instance
 from solver.naive_lp import solve_naive
 from solver.backends import LPStatus
 from solver.report import figures
 from solver.rounding import round_quantities
+from solver.purchase_value import purchase_values
+from solver.schedule import monthly_schedule
 
 COST_CONVENTION = (
     "amortized: every commitment costs, for each hour it is active inside the planning window, "
@@ -68,18 +74,38 @@ def plan_for_usage(
 ) -> Plan:
     t0 = time.perf_counter()
     existing = list(existing or [])
-    inst, limits, _ = apply_policy(build_instance(usage, prices, existing, prune_dominated=False), prices, policy)
-    exact, problems = greedy_is_optimal(inst)
-    x_cont, upper, lower, iterations, status = solve_continuous(inst, backend, method, gap, progress, time_limit, limits)
-    x, _ = round_quantities(inst, x_cont, feasible=lambda q: all(lim.holds(q) for lim in limits))
-    cov = evaluate(inst, x, duals=False)
+    rules = policy or Policy()
+    dates = ladder.purchase_hours(usage.start, usage.hours, rules.ladder_months)
+    renewals = ladder.renewal_options(usage, existing) if rules.renew_existing else ()
+    full = build_instance(usage, prices, existing, dates, prune_dominated=False, renewals=renewals)
+    extra: list[str] = []
+    if policy is not None and needs_constrained_solve(policy):
+        if method != "decomposition":
+            raise PlanningError("coverage, utilization, CVaR, monthly and NPV limits need the decomposition method")
+        x_cont, x, inst, upper, lower, iterations, status, extra, rounding = _solve_constrained(
+            full, prices, existing, policy, backend, gap)
+        exact, problems = greedy_is_optimal(inst)
+    else:
+        inst, limits, _ = apply_policy(full, prices, policy)
+        exact, problems = greedy_is_optimal(inst)
+        x_cont, upper, lower, iterations, status = solve_continuous(inst, backend, method, gap, progress, time_limit, limits)
+        x, rounded = round_quantities(inst, x_cont, feasible=lambda q: all(lim.holds(q) for lim in limits))
+        rounding = rounded - upper
+    cov = evaluate(inst, x, duals=True)
     fig = figures(inst, prices, existing, x, cov)
     base = figures(inst, prices, existing, np.zeros(inst.n_decisions))
     bought = np.flatnonzero(x > 0)
     steps = _one_increment_effects(inst, x, fig.total_cost, bought) if len(bought) <= 60 else {}
     held = [c for c in fig.commitments if c.source == "purchase"]  # one per bought decision, in order
-    lines = [_line(inst, prices, j, x[j], x_cont[j], steps.get(j), usage) for j, usage in zip(bought, held)]
-    notes = list(inst.notes) + problems
+    break_even, marginal = purchase_values(inst, x, cov)
+    lines = [
+        _line(inst, prices, j, x[j], x_cont[j], steps.get(j), usage).model_copy(update={
+            "hourly_commitment": float(x[j] * inst.dec_unit_cost[j]),
+            "break_even_utilization": float(break_even[j]), "marginal_value": float(marginal[j]),
+        })
+        for j, usage in zip(bought, held)
+    ]
+    notes = list(inst.notes) + problems + extra
     return Plan(
         window_start=usage.start,
         window_hours=usage.hours,
@@ -97,12 +123,30 @@ def plan_for_usage(
             cost_without_purchases=base.total_cost,
         ),
         commitments=fig.commitments,
+        schedule=monthly_schedule(usage.start, usage.hours, existing, lines, prices),
         solve=SolveInfo(
             backend=backend, method=method, status=status, lower_bound=lower, continuous_cost=upper,
-            gap=(upper - lower) / max(abs(upper), 1e-12), rounding_cost=fig.total_cost - upper,
+            gap=(upper - lower) / max(abs(upper), 1e-12), rounding_cost=rounding,
             seconds=time.perf_counter() - t0, iterations=iterations, exact_billing_model=exact, notes=notes,
         ),
     )
+
+
+def needs_constrained_solve(policy: Policy) -> bool:
+    """Whether the policy asks more than the linear limits the plain solve handles."""
+    return policy.ladder_months > 1 or limits_beyond_linear(policy)
+
+
+def _solve_constrained(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy, backend: str, gap: float):
+    base = replace(inst, notes=list(inst.notes))
+    problem, notes = problem_for(inst, prices, existing, policy)
+    try:
+        sol = solve_problem(problem, backend=backend, gap=gap)
+    except PlanningError:
+        raise PlanningError(explain_conflict(base, prices, existing, policy, backend)) from None
+    r = sol.result
+    return (sol.continuous, sol.x, problem.nominal, r.upper, r.lower, r.iterations, r.status, notes + sol.notes,
+            sol.objective - r.upper)
 
 
 def _one_increment_effects(inst: Instance, x: np.ndarray, cost: float, which: np.ndarray) -> dict[int, tuple[float, float]]:
