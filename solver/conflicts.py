@@ -63,6 +63,7 @@ class _Oracle:
     def __init__(self, inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy, backend: str):
         self.inst, self.prices, self.existing, self.policy, self.backend = inst, prices, existing, policy, backend
         self.reach: dict[frozenset, float] = {}
+        self.reasons: dict[frozenset, str] = {}  # why the CVaR limit failed, per set of limits
 
     def _problem(self, keys: set[str]):
         return problem_for(replace(self.inst, notes=[]), self.prices, self.existing, _only(self.policy, keys))[0]
@@ -96,7 +97,8 @@ class _Oracle:
         if "cvar_limit" in keys:
             try:
                 solve_problem(self._problem(keys), self.backend, gap=1e-6)
-            except PlanningError:
+            except PlanningError as e:
+                self.reasons[frozenset(keys)] = str(e).removeprefix("the limits cannot all hold (").removesuffix(")")
                 return False
         return True
 
@@ -129,6 +131,8 @@ def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitmen
         others = [describe(policy, k) for k in keys if k != "coverage_min"]
         within = " with " + " and ".join(others) if others else ""
         text += f" (the most coverage any plan reaches{within} is {max(reach, 0.0):.1%})"
+    elif "cvar_limit" in keys and frozenset(keys) in oracle.reasons:
+        text += f" ({oracle.reasons[frozenset(keys)]})"
     elif keys == ["coverage_max"]:
         prob = oracle._problem({"coverage_max"})
         now = Measures(prob.nominal, prob.weights).coverage(np.zeros(prob.nominal.n_decisions))

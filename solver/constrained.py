@@ -137,30 +137,29 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
 
 
 def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int):
-    """Bisection on the CVaR weight β: the least β whose plan meets the CVaR limit."""
+    """The least CVaR weight β (to a factor of ``1.5``) whose plan meets the CVaR limit.
+
+    β = 1,000 makes the objective CVaR with expected cost only breaking ties: if even that plan
+    misses the limit, no plan meets it. Bisection then runs on log β from there down.
+    """
     base = problem.risk.weight if problem.risk else 0.0
-    hi = max(1.0, 2 * base)
-    for _ in range(8):  # find a β that meets the limit
-        risk = RiskSpec(alpha=problem.alpha, weight=hi)
-        res, rounds = _solve_rows(problem, risk, backend, gap, res0.x)
-        if _cvar_of(problem, res.x) <= problem.cvar_limit:
-            break
-        hi *= 8
-    else:
-        least = _cvar_of(problem, res.x)
-        raise _Infeasible(f"the least CVaR reachable is {least:,.2f} $, above the limit of {problem.cvar_limit:,.2f} $")
-    best = (res, rounds, risk)
-    lo = base
+    hi = 1000.0
+    res, rounds = _solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=hi), backend, gap, res0.x)
+    least = _cvar_of(problem, res.x)
+    if least > problem.cvar_limit:
+        raise _Infeasible(f"the least CVaR any plan reaches is {least:,.2f} $")
+    best = (res, rounds, RiskSpec(alpha=problem.alpha, weight=hi))
+    lo = max(base, 1e-3)
     for _ in range(bisections):
-        mid = 0.5 * (lo + hi)
+        if hi / lo <= 1.5:
+            break
+        mid = float(np.sqrt(lo * hi))
         risk = RiskSpec(alpha=problem.alpha, weight=mid)
         res, rounds = _solve_rows(problem, risk, backend, gap, best[0].x)
         if _cvar_of(problem, res.x) <= problem.cvar_limit:
             hi, best = mid, (res, rounds, risk)
         else:
             lo = mid
-        if hi - lo <= 1e-3 * hi:
-            break
     return best
 
 

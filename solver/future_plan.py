@@ -21,6 +21,8 @@ from scenarios.whatif import apply_to_paths, load_overlays
 from solver.decomposition import RiskSpec
 from solver.planner import COST_CONVENTION
 from solver.report import figures
+from solver.purchase_value import purchase_values
+from solver.schedule import monthly_schedule
 from solver.stochastic import scenario_slice, solve_expected_cost
 from models import HOURS_PER_MONTH
 
@@ -76,12 +78,19 @@ def plan_for_history(
     cost = np.array([b.total_cost for b in per])
     savings = ode - cost
     start = usages[0].start
+    break_even, marginal = purchase_values(res.instance, res.quantities)
     lines = [
         PurchaseLine(offering=o, quantity=float(q), start=start + timedelta(hours=int(h)), kind=prices.offerings[o].kind.value,
                      pool=prices.offerings[o].pool if prices.offerings[o].kind.value == "reservation" else None,
                      term_months=prices.offerings[o].term_months, payment=prices.offerings[o].payment.value,
-                     upfront_cost=float(q) * prices.offerings[o].upfront, continuous_quantity=float(c))
-        for o, q, c, h in zip(res.offerings, res.quantities, res.continuous, res.starts) if q > 0
+                     upfront_cost=float(q) * prices.offerings[o].upfront, continuous_quantity=float(c),
+                     window_cost=float(w @ [_bought(b)[k].cost for b in per]),
+                     hourly_commitment=float(q) * prices.offerings[o].hourly_cost_per_unit(),
+                     break_even_utilization=float(be), marginal_value=float(mv),
+                     why=_why(prices, o, h, per, k, w))
+        for k, (o, q, c, h, be, mv) in enumerate(
+            (o, q, c, h, be, mv) for o, q, c, h, be, mv in
+            zip(res.offerings, res.quantities, res.continuous, res.starts, break_even, marginal) if q > 0)
     ]
     alpha = risk.alpha if risk else 0.95
     return Plan(
@@ -100,6 +109,7 @@ def plan_for_history(
             on_demand_paid=float(w @ [b.on_demand_paid for b in per]),
             cost_without_purchases=float(w @ without),
         ),
+        schedule=monthly_schedule(start, usages[0].hours, existing, lines, prices),
         scenarios=[
             ScenarioFigures(index=s, weight=float(w[s]), on_demand_equivalent=b.on_demand_equivalent, cost=b.total_cost,
                             savings=b.savings, effective_savings_rate=b.effective_savings_rate, coverage=b.coverage,
@@ -121,3 +131,18 @@ def plan_for_history(
             iterations=res.iterations, notes=res.notes or [],
         ),
     )
+
+
+def _why(prices: PriceBook, offering: str, hour: int, per: list, k: int, w: np.ndarray) -> str:
+    """The purchase's utilization over the scenarios, in words (its k-th line in each bill)."""
+    held = [_bought(b)[k] for b in per]
+    util = np.array([c.utilization for c in held])
+    o = prices.offerings[offering]
+    when = "now" if hour == 0 else f"{hour:,} hours into the horizon"
+    return (f"bought {when} for {o.term_months} months; used {float(w @ util):.1%} on average over the scenarios "
+            f"(lowest {util.min():.1%}, highest {util.max():.1%})")
+
+
+def _bought(bill) -> list:
+    """The bill's lines of planned purchases, in decision order."""
+    return [c for c in bill.commitments if c.source == "purchase"]

@@ -42,13 +42,13 @@ def apply_policy(inst: Instance, prices: PriceBook, policy: Policy | None) -> tu
         share = policy.max_three_year_share
         long = np.array([o.term_months >= THREE_YEARS for o in offerings], dtype=float)
         limits.append(LinearLimit("share of 3-year terms", inst.dec_unit_cost * (long - share), 0.0))
-    if not limits and not _limits_beyond_linear(policy):
+    if not limits and not limits_beyond_linear(policy):
         inst = prune(inst)
     risk = RiskSpec(alpha=policy.alpha, weight=policy.risk_weight) if policy.risk_weight > 0 else None
     return inst, limits, risk
 
 
-def _limits_beyond_linear(policy: Policy) -> bool:
+def limits_beyond_linear(policy: Policy) -> bool:
     return any(v is not None for v in (policy.coverage_min, policy.coverage_max, policy.utilization_floor, policy.cvar_limit,
                                        policy.max_monthly_purchase, policy.max_monthly_expiry, policy.cost_of_capital))
 

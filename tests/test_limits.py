@@ -248,3 +248,10 @@ def test_a_cost_of_capital_prefers_paying_later():
     assert {o for o, q in zip(nominal.offerings, nominal.quantities) if q > 0} == {"now"}  # cheaper by 0.001 $/h
     discounted = solve_expected_cost([usage], [1.0], book, policy=Policy(cost_of_capital=0.1))
     assert {o for o, q in zip(discounted.offerings, discounted.quantities) if q > 0} == {"later"}
+
+
+def test_an_unreachable_cvar_limit_says_the_least_cvar():
+    scenarios, w, prices = _case(14, scenarios=4)
+    averse = solve_expected_cost(scenarios, w, prices, policy=Policy(risk_weight=1000, alpha=0.8))
+    with pytest.raises(PlanningError, match=r"this limit cannot hold: CVaR80% of cost at most .* \(the least CVaR any plan reaches is"):
+        solve_expected_cost(scenarios, w, prices, policy=Policy(cvar_limit=0.98 * averse.cvar, alpha=0.8))
