@@ -55,25 +55,29 @@ def _solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: floa
     """Continuous solve with the nonlinear limits' rows re-drawn until the plan meets them."""
     t = problem.targets
     measures = Measures(problem.nominal, problem.weights) if t.any else None
-    outer: list[LinearLimit] = []
+    outer: list[LinearLimit] = []  # tangents of coverage ≥ min: valid for every plan, so they accumulate
+    floors: list[LinearLimit] = []  # tangents of each group's utilization floor where it was missed (they accumulate:
+    # replacing them made the plans oscillate); they may cut off some good plans, which the rounding's exact search recovers
     inner: list[LinearLimit] = []
-    res, prev = None, None
+    res, prev, best = None, None, None
     for rounds in range(1, max_rounds + 1):
         try:
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
-                                      limits=problem.limits + outer + inner, x0=x0)
+                                      limits=problem.limits + outer + floors + inner, x0=x0)
         except RuntimeError as e:  # the master LP is infeasible: the rows prove no plan meets the limits
             raise _Infeasible(str(e)) from None
         x = res.x
         if measures is None:
             return res, rounds
+        if measures.meets(x, t, tol=1e-6) and (best is None or res.upper < best[0].upper):
+            best = (res, rounds)
         changed = False
         if t.coverage_min is not None and measures.coverage(x) < t.coverage_min:
             outer.append(coverage_min_row(measures, x, t.coverage_min + COVERAGE_MARGIN))
             changed = True
         if t.utilization_floor is not None:
             rows = measures.floor_rows(x, t.utilization_floor, t.utilization_scenario)
-            outer += rows
+            floors += rows
             changed |= bool(rows)
         if t.coverage_max is not None:
             point = scale_to_coverage(measures, x, t.coverage_max)
@@ -84,10 +88,10 @@ def _solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: floa
         if not changed:
             return res, rounds
         x0 = x
-    if not measures.meets(res.x, t, tol=1e-6):
+    if best is None:
         raise _Infeasible("the coverage band and utilization floors were not met after "
                           f"{max_rounds} rounds of re-drawn limits")
-    return res, max_rounds
+    return best
 
 
 class _Infeasible(Exception):

@@ -91,31 +91,41 @@ class Measures:
             parts[j] = (m, dm)
         return out, parts
 
-    def floor_rows(self, x: np.ndarray, floor: float, scenario: int, slack: float = 1e-6) -> list[LinearLimit]:
-        """Tangent rows of floor·T_j·x_j − used_j(x) ≤ 0 for each commitment below the floor."""
+    def floor_rows(self, x: np.ndarray, floor: float, scenario: int, margin: float = 1e-6) -> list[LinearLimit]:
+        """Tangent rows of ``floor·T·X_g − used_g(x) ≤ 0`` for each group g below the floor.
+
+        A group is the decisions of one pool (or savings-plan layer) over the same hours: they
+        share capacity pro rata, so their utilization is one number, and a row on their sum keeps
+        the plan from trading one payment option for another just to dodge the row.
+        """
         inst = self.inst
         cov = self.evaluate(x)
         util, parts = self._utilization(x, scenario, cov)
+        aim = min(1.0, floor + margin)  # a little inside, so the plan meets the floor itself; buying nothing meets every row
+        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        for j in np.flatnonzero(~np.isnan(util)):
+            groups.setdefault((int(inst.dec_kind[j]), int(inst.dec_target[j]), int(inst.dec_start[j]), int(inst.dec_end[j])), []).append(j)
         rows = []
-        for j in np.flatnonzero(util < floor - 1e-9):
+        for (kind, target, a, b), members in groups.items():
+            X = float(x[members].sum())
+            j = members[0]
+            if util[j] >= floor - 1e-9 or X <= 1e-3 * float(inst.dec_increment[j]):
+                continue
             m, dm = parts[j]
-            a, b = int(inst.dec_start[j]), int(inst.dec_end[j])
             T = b - a
-            used = x[j] * m.sum()
             g = np.zeros(inst.n_decisions)
-            same = np.flatnonzero((inst.dec_kind == inst.dec_kind[j]) & (inst.dec_target == inst.dec_target[j]))
             cum = np.r_[0.0, np.cumsum(dm)]
-            for k in same:  # d used_j / d x_k through the shared capacity over the overlap of spans
+            for k in np.flatnonzero((inst.dec_kind == kind) & (inst.dec_target == target)):
                 lo, hi = max(a, int(inst.dec_start[k])) - a, min(b, int(inst.dec_end[k])) - a
-                if hi > lo:
-                    g[k] += x[j] * (cum[hi] - cum[lo])
-            g[j] += m.sum()
-            # h(x) = floor·T·x_j − used_j(x) ≈ h(x̂) + ∇h·(x − x̂) ≤ −slack·T (a little inside)
+                if hi > lo:  # d used_g / d x_k through the shared capacity over the overlap of spans
+                    g[k] += X * (cum[hi] - cum[lo])
+            g[members] += m.sum()
             grad_h = -g
-            grad_h[j] += floor * T
-            h_hat = floor * T * x[j] - used
-            rows.append(LinearLimit(f"utilization of {inst.dec_offering[j]} (bought at hour {a}) ≥ {floor:.0%}",
-                                    grad_h, float(grad_h @ x - h_hat - slack * T)))
+            grad_h[members] += aim * T
+            h_hat = aim * T * X - X * m.sum()
+            what = inst.usage.pools[target] if kind == 0 else inst.layers[target].offering
+            rows.append(LinearLimit(f"utilization of {what} bought at hour {a} ≥ {floor:.0%}",
+                                    grad_h, max(0.0, float(grad_h @ x - h_hat))))
         return rows
 
     def meets(self, x: np.ndarray, targets: LimitTargets, tol: float = 1e-7) -> bool:
@@ -128,7 +138,8 @@ class Measures:
                 return False
         if targets.utilization_floor is not None:
             util = self.utilization(x, targets.utilization_scenario, cov)
-            if np.any(util[~np.isnan(util)] < targets.utilization_floor - tol):
+            bought = ~np.isnan(util) & (x > 1e-3 * self.inst.dec_increment)  # sellable plans buy ≥ one increment
+            if np.any(util[bought] < targets.utilization_floor - tol):
                 return False
         return True
 

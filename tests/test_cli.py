@@ -430,3 +430,16 @@ def test_demo_shows_what_to_buy_and_the_savings_rate():
     assert "effective savings rate" in text
     line = next(l for l in text.splitlines() if "effective savings rate" in l)
     assert "%" in line
+
+
+def test_conflicting_limits_exit_2_with_the_smallest_conflict_in_words(estate, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("coverage_min: 0.9\nallowed_kinds: [reservation]\nallowed_payments: [all_upfront]\n"
+                      "upfront_budget: 1\nmax_three_year_share: 0.9\n")
+    result = cli("plan", "--usage", estate / "usage.csv", "--prices", estate / "prices.csv", "--policy", policy,
+                 "--out", tmp_path / "plan.json")
+    assert result.exit_code == 2
+    text = squash(result.stderr)
+    assert squash("coverage of at least 90.0%") in text and squash("an upfront budget of 1.00 $") in text
+    assert "3-year" not in text and "Traceback" not in result.output
+    assert not (tmp_path / "plan.json").exists()

@@ -93,3 +93,31 @@ def test_the_shipped_policy_example_loads():
 
     policy = load_policy(Path(__file__).parent.parent / "scenarios" / "examples" / "policies" / "finance.yaml")
     assert policy.upfront_budget == 25000 and policy.max_three_year_share == 0.5
+
+
+def test_the_shipped_ladder_policy_loads_every_limit():
+    from pathlib import Path
+
+    policy = load_policy(Path(__file__).parent.parent / "scenarios" / "examples" / "policies" / "ladder.yaml")
+    assert policy.ladder_months == 6 and policy.coverage_min == 0.5 and policy.utilization_scenario == "low"
+    assert policy.cost_of_capital == 0.08 and policy.max_monthly_expiry == 4.0
+
+
+def test_plan_for_usage_meets_a_coverage_band_and_floors_billed_by_the_simulator():
+    from datetime import timedelta
+
+    from models import Purchase
+    from solver.simulator import simulate_bill
+
+    rng = np.random.default_rng(21)
+    usage = random_usage(rng, 4, 24 * 75)
+    prices = random_prices(rng, usage.pools)
+    free = plan_for_usage(usage, prices)
+    policy = Policy(coverage_max=free.summary.coverage - 0.1, utilization_floor=0.97, ladder_months=3)
+    plan = plan_for_usage(usage, prices, policy=policy)
+    bill = simulate_bill(usage, prices, [], [Purchase(offering=p.offering, quantity=p.quantity, start=p.start) for p in plan.purchases])
+    assert bill.coverage <= policy.coverage_max + 1e-9
+    assert all(c.utilization >= 0.97 - 1e-9 for c in bill.commitments)
+    assert bill.total_cost == pytest.approx(plan.summary.expected_cost, rel=1e-9)
+    assert any(p.start > usage.start for p in plan.purchases) or all(p.start == usage.start for p in plan.purchases)
+    assert {p.start for p in plan.purchases} <= {usage.start, usage.start + timedelta(days=31), usage.start + timedelta(days=59)}
