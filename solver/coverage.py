@@ -41,18 +41,24 @@ class Coverage:
 
 
 def capacities(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ri = inst.existing_ri.copy()
-    sp = inst.existing_sp.copy()
-    for kind, target in ((0, ri), (1, sp)):
+    """Reserved units (H × P) and savings-plan $/h (H × S) active each hour: existing plus bought.
+
+    A decision's capacity depends only on the hour's time in the horizon, so it is summed once per
+    time (difference arrays over the horizon) and then laid on every scenario's hours."""
+    x = np.asarray(x, dtype=float)
+    T = inst.horizon
+    out = []
+    for kind, existing in ((0, inst.existing_ri), (1, inst.existing_sp)):
         sel = np.flatnonzero((inst.dec_kind == kind) & (x > 0))
-        spans = {}
-        for j in sel:
-            spans.setdefault((inst.dec_start[j], inst.dec_end[j]), []).append(j)
-        for (a, b), js in spans.items():
-            add = np.zeros(target.shape[1])
-            np.add.at(add, inst.dec_target[js], x[js])
-            target[inst.span(a, b)] += add
-    return ri, sp
+        if not len(sel):
+            out.append(existing.copy())
+            continue
+        delta = np.zeros((T + 1, existing.shape[1]))
+        np.add.at(delta, (inst.dec_start[sel], inst.dec_target[sel]), x[sel])
+        np.add.at(delta, (inst.dec_end[sel], inst.dec_target[sel]), -x[sel])
+        by_time = np.cumsum(delta[:T], axis=0)
+        out.append(existing + (by_time if inst.hour_time is None else by_time[inst.hour_time]))
+    return out[0], out[1]
 
 
 def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
@@ -121,15 +127,37 @@ def cluster_gradients(inst: Instance, cov: Coverage, clusters: sp.csr_matrix) ->
     """(K, n): derivative of each cluster of hours' on-demand cost with respect to each decision.
 
     ``clusters`` is the K × H 0/1 matrix of hour membership; summing by sparse product avoids
-    materializing an hours × decisions array.
+    materializing an hours × decisions array. Decisions active over part of the horizon use the
+    sums over the hours from each start (or end) time on: one product per distinct time, not per
+    decision (laddered plans have thousands of decisions but a dozen dates).
     """
     ri = inst.dec_kind == 0
     full = inst.spans_horizon()
     grads = np.empty((clusters.shape[0], inst.n_decisions))
-    grads[:, ri] = -(clusters @ cov.pi)[:, inst.dec_target[ri]]
-    grads[:, ~ri] = -(clusters @ cov.lam)[:, inst.dec_target[~ri]]
-    for j in np.flatnonzero(~full):
-        rows = inst.span(inst.dec_start[j], inst.dec_end[j])
-        source = cov.pi[:, inst.dec_target[j]] if ri[j] else cov.lam[:, inst.dec_target[j]]
-        grads[:, j] = -(clusters[:, rows] @ source[rows])
+    whole_pi, whole_lam = clusters @ cov.pi, clusters @ cov.lam
+    grads[:, ri] = -whole_pi[:, inst.dec_target[ri]]
+    grads[:, ~ri] = -whole_lam[:, inst.dec_target[~ri]]
+    part = np.flatnonzero(~full)
+    if not len(part):
+        return grads
+    time = inst.hour_time if inst.hour_time is not None else np.arange(inst.hours)
+    # split the horizon at every start and end time; sum each cluster's duals per segment in one
+    # sparse product, then the sums from each time on are suffix sums over segments
+    cuts = np.unique(np.r_[0, inst.dec_start[part], inst.dec_end[part], inst.horizon].clip(0, inst.horizon))
+    nseg = len(cuts)  # segment i holds times in [cuts[i], cuts[i+1]); the last one is empty
+    seg = np.searchsorted(cuts, time, side="right") - 1
+    coo = clusters.tocoo()
+    K = clusters.shape[0]
+    by_seg = sp.csr_matrix((coo.data, (coo.row * nseg + seg[coo.col], coo.col)), shape=(K * nseg, clusters.shape[1]))
+    tails = {}
+    for which, duals in ((0, cov.pi), (1, cov.lam)):
+        sums = (by_seg @ duals).reshape(K, nseg, -1)
+        suffix = np.cumsum(sums[:, ::-1], axis=1)[:, ::-1]  # [:, i] = sums over times ≥ cuts[i]
+        for i, tau in enumerate(cuts):
+            tails.setdefault(tau, [None, None])[which] = suffix[:, i]
+    spans = np.stack([inst.dec_start[part], inst.dec_end[part], ri[part]], axis=1)
+    for a, b, is_ri in np.unique(spans, axis=0):
+        js = part[(spans == (a, b, is_ri)).all(axis=1)]
+        which = 0 if is_ri else 1
+        grads[:, js] = -(tails[a][which][:, inst.dec_target[js]] - tails[b][which][:, inst.dec_target[js]])
     return grads

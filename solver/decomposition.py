@@ -79,6 +79,14 @@ def hour_clusters(inst: Instance, k: int) -> np.ndarray:
     return labels
 
 
+def load_clusters(inst: Instance, k: int) -> np.ndarray:
+    """Cluster label per hour: quantile bins of total on-demand-equivalent load over all hours."""
+    load = inst.u @ inst.on_demand
+    kk = max(1, min(k, inst.hours))
+    ranks = np.argsort(np.argsort(load, kind="stable"), kind="stable")
+    return (ranks * kk) // max(inst.hours, 1)
+
+
 class _Cuts:
     """Cuts of each cluster of hours: θ_k ≥ G_k(x̂) + g_k·(x − x̂), i.e. rows [−g_k | e_k] ≥ G_k − g_k·x̂."""
 
@@ -298,8 +306,14 @@ def solve_decomposition(
         # decisions and 48 for 200 to 1,000 (benchmarks/)
         clusters = 16 if n <= 100 else 48
     risky = risk is not None and risk.weight > 0
-    labels = hour_clusters(inst, clusters)
-    k = clusters * len(inst.scenario_weights)
+    S = len(inst.scenario_weights)
+    if risky:  # CVaR rows need each scenario's cost: clusters never mix scenarios
+        clusters = max(2, -(-clusters // S))
+        labels = hour_clusters(inst, clusters)
+        k = clusters * S
+    else:  # any partition of the hours gives valid cuts: keep the master's width independent of S
+        labels = load_clusters(inst, clusters)
+        k = clusters
     cuts = _Cuts(inst, labels, k, risk if risky else None)
     limits = list(limits or [])
     rows = _static_rows(inst, k, clusters, risk if risky else None, limits) if risky or limits else None

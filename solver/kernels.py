@@ -7,12 +7,32 @@ arrays: at 1,000 pools × 8,760 hours the NumPy path spends ~1.5 s per evaluatio
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
+PARALLEL_MIN_CELLS = 4_000_000
+"""Hours × pools from which the billing kernel runs its hours in parallel threads. Below it one
+thread is faster: on a shared 2-core machine a parallel call waits for its slowest thread, and a
+small one measured 20× slower under load than serial."""
 
-@njit(parallel=True, cache=True)
+
+def _as(f, name: str):
+    """A copy of ``f`` under another name, so numba caches its serial and parallel builds apart."""
+    g = types.FunctionType(f.__code__.replace(co_name=name, co_qualname=name), f.__globals__, name, f.__defaults__, f.__closure__)
+    g.__qualname__ = name
+    g.__doc__ = f.__doc__
+    return g
+
+
 def bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals):
+    """Bill every hour (see :func:`_bill_hours`), in parallel threads only for large instances."""
+    kernel = _bill_hours_parallel if u.shape[0] * u.shape[1] >= PARALLEL_MIN_CELLS else _bill_hours_serial
+    return kernel(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals)
+
+
+def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals):
     """Return residual (H,P), sp_used (H,S), on_demand_hourly (H,), e (H,P), pi (H,P), lam (H,S).
 
     ``e`` is the cost of one more unit of a pool's usage above its reservations, ``pi`` the same
@@ -82,7 +102,11 @@ def bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals
     return residual, sp_used, od_hourly, e, pi, lam
 
 
-@njit(parallel=True, cache=True)
+_bill_hours_serial = njit(cache=True)(_as(_bill_hours, "_bill_hours_serial"))
+_bill_hours_parallel = njit(parallel=True, cache=True)(_as(_bill_hours, "_bill_hours_parallel"))
+
+
+@njit(cache=True)  # one pass per reservation: cheap next to billing, and threads only wait on a shared machine
 def newsvendor_levels(order, sorted_need, e, pools, cost):
     """Per column j: the usage level where the weight e of hours above it first reaches cost[j].
 
