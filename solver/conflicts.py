@@ -21,9 +21,8 @@ from typing import Callable
 import numpy as np
 
 from models import Commitment, PriceBook
-from models.errors import PlanningError
 from models.policy import Policy
-from solver.constrained import solve_problem
+from solver.constrained import Infeasible, least_cvar, solve_rows
 from solver.instance import Instance
 from solver.nonlinear_limits import Measures
 from solver.policy_limits import problem_for
@@ -77,10 +76,10 @@ class _Oracle:
             weight = np.repeat(p.weights * m.scale, p.nominal.horizon)
             phase1 = replace(p.nominal, hour_weight=weight, dec_cost=np.zeros(p.nominal.n_decisions), existing_cost=0.0,
                              notes=[], _flat=None)
-            try:
-                sol = solve_problem(replace(p, objective=phase1, risk=None, cvar_limit=None), self.backend, gap=1e-7)
-                self.reach[key] = max(m.coverage(sol.continuous), m.coverage(sol.x))
-            except PlanningError:
+            try:  # the continuous optimum bounds what any sellable plan reaches
+                res, _ = solve_rows(replace(p, objective=phase1, risk=None, cvar_limit=None), None, self.backend, 1e-5, None)
+                self.reach[key] = m.coverage(res.x)
+            except Infeasible:
                 self.reach[key] = -np.inf
         return self.reach[key]
 
@@ -96,9 +95,11 @@ class _Oracle:
             return False
         if "cvar_limit" in keys:
             try:
-                solve_problem(self._problem(keys), self.backend, gap=1e-6)
-            except PlanningError as e:
-                self.reasons[frozenset(keys)] = str(e).removeprefix("the limits cannot all hold (").removesuffix(")")
+                least = least_cvar(self._problem(keys), self.backend)
+            except Infeasible:  # the other limits already conflict
+                return False
+            if least > p.cvar_limit:
+                self.reasons[frozenset(keys)] = f"the least CVaR any plan reaches is {least:,.2f} $"
                 return False
         return True
 

@@ -51,7 +51,7 @@ class Solution:
     notes: list[str] = field(default_factory=list)
 
 
-def _solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25):
+def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25):
     """Continuous solve with the nonlinear limits' rows re-drawn until the plan meets them."""
     t = problem.targets
     measures = Measures(problem.nominal, problem.weights) if t.any else None
@@ -65,7 +65,7 @@ def _solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: floa
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
                                       limits=problem.limits + outer + floors + inner, x0=x0)
         except RuntimeError as e:  # the master LP is infeasible: the rows prove no plan meets the limits
-            raise _Infeasible(str(e)) from None
+            raise Infeasible(str(e)) from None
         x = res.x
         if measures is None:
             return res, rounds
@@ -89,12 +89,12 @@ def _solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: floa
             return res, rounds
         x0 = x
     if best is None:
-        raise _Infeasible("the coverage band and utilization floors were not met after "
+        raise Infeasible("the coverage band and utilization floors were not met after "
                           f"{max_rounds} rounds of re-drawn limits")
     return best
 
 
-class _Infeasible(Exception):
+class Infeasible(Exception):
     pass
 
 
@@ -123,12 +123,12 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
     when the limits cannot all hold. :mod:`solver.conflicts` turns that into the smallest set."""
     notes: list[str] = []
     try:
-        res, rounds = _solve_rows(problem, problem.risk, backend, gap, None)
+        res, rounds = solve_rows(problem, problem.risk, backend, gap, None)
         risk = problem.risk
         if problem.cvar_limit is not None and _cvar_of(problem, res.x) > problem.cvar_limit:
             res, rounds, risk = _meet_cvar(problem, backend, gap, res, bisections)
             notes.append(f"the CVaR limit is met with a risk weight of {risk.weight:.4g} on CVaR")
-    except _Infeasible as e:
+    except Infeasible as e:
         raise PlanningError(f"the limits cannot all hold ({e})") from None
     measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
     feasible = _feasible(problem, measures, problem.cvar_limit)
@@ -148,10 +148,10 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
     """
     base = problem.risk.weight if problem.risk else 0.0
     hi = 1000.0
-    res, rounds = _solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=hi), backend, gap, res0.x)
+    res, rounds = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=hi), backend, gap, res0.x)
     least = _cvar_of(problem, res.x)
     if least > problem.cvar_limit:
-        raise _Infeasible(f"the least CVaR any plan reaches is {least:,.2f} $")
+        raise Infeasible(f"the least CVaR any plan reaches is {least:,.2f} $")
     best = (res, rounds, RiskSpec(alpha=problem.alpha, weight=hi))
     lo = max(base, 1e-3)
     for _ in range(bisections):
@@ -159,12 +159,18 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
             break
         mid = float(np.sqrt(lo * hi))
         risk = RiskSpec(alpha=problem.alpha, weight=mid)
-        res, rounds = _solve_rows(problem, risk, backend, gap, best[0].x)
+        res, rounds = solve_rows(problem, risk, backend, gap, best[0].x)
         if _cvar_of(problem, res.x) <= problem.cvar_limit:
             hi, best = mid, (res, rounds, risk)
         else:
             lo = mid
     return best
+
+
+def least_cvar(problem: Problem, backend: str = "highs", gap: float = 1e-5) -> float:
+    """The CVaR of the plan that (nearly) minimizes CVaR under the other limits (β = 1,000)."""
+    res, _ = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=1000.0), backend, gap, None)
+    return _cvar_of(problem, res.x)
 
 
 def with_targets(problem: Problem, **changes) -> Problem:

@@ -126,6 +126,48 @@ def test_launch_and_decommission() -> None:
     assert (fc.paths[:, :, 1] == 0).all()
 
 
+def ramped(days: int, ends_days_before: int, noise: float = 0.05, seed: int = 0) -> tuple[UsageMatrix, np.ndarray]:
+    """Pool 0: flat at 50, then a 14-day migration ramp to 100 ending ``ends_days_before`` days before
+    the end of history; pool 1: the pool it drains (100 -> 50); pool 2: a steady trend (100, +0.2/day).
+    Returns the history and each pool's mean level over its last week."""
+    t = np.arange(days * DAY)
+    end = (days - ends_days_before) * DAY
+    ramp = np.clip((t - (end - 14 * DAY)) / (14 * DAY), 0.0, 1.0)
+    level = np.stack([50 + 50 * ramp, 100 - 50 * ramp, 100 + 0.2 * (t - 11.5) / DAY], axis=1)
+    truth = level * weekly_profile()[t % WEEK][:, None]
+    noisy = truth * np.maximum(0.0, 1 + noise * np.random.default_rng(seed).standard_normal(truth.shape))
+    return UsageMatrix(START, tuple(f"aws:ec2:us-east-1:m5:p{p}" for p in range(3)), noisy), level[-WEEK:].mean(axis=0)
+
+
+@pytest.mark.parametrize("ends_days_before", [0, 3, 10, 21, 35])
+def test_ramp_ending_in_history_is_held_flat_at_its_end_level(ends_days_before: int) -> None:
+    history, last_week = ramped(180, ends_days_before, seed=ends_days_before)
+    mean = forecast(history, 364 * DAY, scenarios=20, seed=0).mean()
+    weekly = mean.reshape(-1, WEEK, 3).mean(axis=1)  # 52 weekly means
+    # the ramps are not extrapolated for a year: both pools stay at their last week's level (the
+    # end level, 100 and 50, once the ramp is over; a ramp still running is not extrapolated either)
+    np.testing.assert_allclose(weekly[:, 0], last_week[0], rtol=0.05)
+    np.testing.assert_allclose(weekly[:, 1], last_week[1], rtol=0.08)
+    # the steady trend next to them is still extrapolated: 0.2/day for a year
+    assert abs(weekly_slope(mean)[2] - 0.2) < 0.05
+    assert weekly[-1, 2] == pytest.approx(100 + 0.2 * (180 + 360), rel=0.08)  # held flat: ~136
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_steady_noisy_trends_are_extrapolated(seed: int) -> None:
+    """No bend is seen in a steady trend with noise and spikes: the year ahead keeps the slope."""
+    history, truth = synthetic(180, BASE, SLOPE, noise=0.1, seed=seed, total_days=180 + 364)
+    values = history.values.copy()
+    rng = np.random.default_rng(100 + seed)
+    for p in range(3):  # a few spikes of a day, up to 1.5 × the level
+        for at in rng.integers(0, 180 * DAY - DAY, size=3):
+            values[at : at + DAY, p] += BASE[p] * rng.uniform(0.3, 1.5)
+    mean = forecast(UsageMatrix(START, history.pools, values), 364 * DAY, seed=0).mean()
+    actual = truth[180 * DAY:]
+    assert np.abs(actual - mean).sum() / actual.sum() < 0.08
+    np.testing.assert_allclose(weekly_slope(mean), SLOPE, atol=0.25 * np.abs(SLOPE).max())
+
+
 def test_backtest_wape_is_stored() -> None:
     history, _ = synthetic(60, BASE, SLOPE, noise=0.05)
     fc = forecast(history, 48, backtest_hours=14 * DAY)

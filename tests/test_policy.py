@@ -99,8 +99,8 @@ def test_the_shipped_ladder_policy_loads_every_limit():
     from pathlib import Path
 
     policy = load_policy(Path(__file__).parent.parent / "scenarios" / "examples" / "policies" / "ladder.yaml")
-    assert policy.ladder_months == 6 and policy.coverage_min == 0.5 and policy.utilization_scenario == "low"
-    assert policy.cost_of_capital == 0.08 and policy.max_monthly_expiry == 4.0
+    assert policy.ladder_months == 6 and policy.coverage_min == 0.6 and policy.utilization_scenario == "low"
+    assert policy.cost_of_capital == 0.08 and policy.max_monthly_expiry == 14.0
 
 
 def test_plan_for_usage_meets_a_coverage_band_and_floors_billed_by_the_simulator():
