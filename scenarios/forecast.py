@@ -7,15 +7,26 @@ Models (chosen by ``model=``; compare them with :func:`backtest_wape`):
 
 - ``"seasonal_trend"`` (default), per pool, on a fit window of the last ``FIT_DAYS`` days:
   a robust linear trend (Theil–Sen on 7-day rolling means of daily usage, so the weekly cycle does
-  not bias the slope; refitted on the last ``RECENT_DAYS`` days when those disagree with the whole
-  window, i.e. after a level shift), times an hour-of-week profile (168 factors: the median over
-  the last ``PROFILE_WEEKS`` weeks of usage / trend). The profile is additive
-  instead for pools whose trend is not clearly positive in the window. A pool counts only from
-  its last all-zero day on (launches), and a pool whose last day is all zero is forecast at zero
-  (decommissions, finished migrations). Uncertainty: residuals are block-bootstrapped by whole
-  days (the same day for every pool, so pools stay correlated) and each scenario perturbs the
-  slope by its standard error (half common to all pools, half per pool), pivoting at the end of
-  history so the scenarios fan out with the horizon.
+  not bias the slope), times an hour-of-week profile (168 factors: the median over the last
+  ``PROFILE_WEEKS`` weeks of usage / trend). The profile is additive instead for pools whose trend
+  is not clearly positive in the window. A pool counts only from its last all-zero day on
+  (launches), and a pool whose last day is all zero is forecast at zero (decommissions, finished
+  migrations).
+  Bends: when the slope of the last ``RECENT_DAYS`` days and the whole window's are ``BREAK_SE``
+  standard errors apart, the trend bends — a level shift (a migration ramp, a launch, a step), not a
+  growth rate — and the pool is forecast flat at its last week's level instead of extending the
+  ramp for the whole horizon; its profile and residuals are taken around its 7-day level on the
+  recent window. The standard errors come from the pool's noise (the robust spread of same-weekday
+  changes over the last ``NOISE_DAYS`` days), not from the residuals of a line, which a ramp
+  inflates until it hides the bend. Measured on generated estates (10 seeds, forecasts from 120–210
+  days, WAPE of the mean): 0.325 → 0.232 over 365 days, 0.136 → 0.111 over 90, 0.091 → 0.083 over
+  28; holding only upward bends, holding at the end of the recent line, or fanning held levels out
+  by the line's residual standard error all did worse. Scenarios in which pools end (migrate) at the
+  rate pools ended in the history were tried too, and worsened both the WAPE and the scenarios' CRPS.
+  Uncertainty: residuals are block-bootstrapped by whole days (the same day for every pool, so
+  pools stay correlated) and each scenario perturbs the slope by its standard error (half common to
+  all pools, half per pool), pivoting at the end of history so the scenarios fan out with the
+  horizon.
 - ``"seasonal_naive"``: the last week repeated; ``"flat"``: the mean of the last 30 days.
   These baselines are point forecasts: every scenario is the same path.
 
@@ -41,6 +52,7 @@ PROFILE_WEEKS = 8  # weeks in the hour-of-week profile (8 beat 2, 4 and 6 in bac
 FLAT_DAYS = 30
 RECENT_DAYS = 28  # window used instead when the trend bends (see BREAK_SE)
 BREAK_SE = 3.0  # slopes of the whole and the recent window this many standard errors apart = a bend
+NOISE_DAYS = 182  # days of history whose week-over-week changes measure a pool's noise (bend test)
 MIN_TREND_DAYS = 14  # a pool with fewer active days in the window gets no trend
 COMMON_SLOPE_SHARE = 0.5  # share of the slope-perturbation variance common to all pools
 MAX_RELATIVE_RESIDUAL = 5.0  # a bootstrapped hour is at most 6 × its fitted value
@@ -149,6 +161,7 @@ class _Fit:
     profile: np.ndarray  # [168, pools]: factor (multiplicative) or offset (additive); row k = k-th hour of a week
     residuals: np.ndarray  # [days, 24, pools]: relative (multiplicative) or absolute (additive)
     dead: np.ndarray  # bool per pool: no usage on the last day -> forecast zero
+    bent: np.ndarray  # bool per pool: the trend bends in the window -> held flat after history
 
     def level(self, hours_from_window_start: np.ndarray) -> np.ndarray:
         return _trend(self.intercept, self.slope, hours_from_window_start)
@@ -178,7 +191,12 @@ def _fit(values: np.ndarray) -> _Fit:
     recent = active & (np.arange(days)[:, None] >= days - RECENT_DAYS)
     r_trended = recent.sum(axis=0) >= MIN_TREND_DAYS
     r_slope, r_intercept, r_se = _robust_trend(daily, recent, r_trended)
-    bent = r_trended & (np.abs(slope - r_slope) > BREAK_SE * np.hypot(slope_se, r_se))
+    noise = _noise_scale(values)
+    bent = trended & r_trended & (np.abs(slope - r_slope) > BREAK_SE * noise * np.hypot(
+        _inverse_spread(active), _inverse_spread(recent)))
+    # a held level is uncertain by a recent slope's standard error from the noise (a ramp in the
+    # recent window would inflate the residual-based one and fan the scenarios out to zero)
+    r_se = np.where(bent, noise * _inverse_spread(recent), r_se)
     slope, intercept, slope_se = (np.where(bent, a, b) for a, b in
                                   ((r_slope, slope), (r_intercept, intercept), (r_se, slope_se)))
     active = np.where(bent, recent, active)
@@ -186,6 +204,9 @@ def _fit(values: np.ndarray) -> _Fit:
 
     hours = np.arange(days * 24)
     level = _trend(intercept, slope, hours)
+    # a bent pool's profile and residuals are taken around its local (7-day) level: a line through a
+    # ramp leaves systematic residuals that the bootstrap would carry into the held level
+    level = np.where(bent, np.repeat(_local_level(daily), 24, axis=0), level)
     flat = window.reshape(days * 24, n_pools)
     active_h = np.repeat(active, 24, axis=0)
     min_level = np.where(active_h, level, np.inf).min(axis=0)
@@ -205,7 +226,38 @@ def _fit(values: np.ndarray) -> _Fit:
     residuals = np.where(active_h & np.isfinite(residuals), residuals, 0.0)
     residuals = np.where(multiplicative, np.clip(residuals, -1.0, MAX_RELATIVE_RESIDUAL), residuals)
     return _Fit(days, slope, slope_se, intercept, multiplicative, profile,
-                residuals.reshape(days, 24, n_pools), dead)
+                residuals.reshape(days, 24, n_pools), dead, bent)
+
+
+def _local_level(daily: np.ndarray) -> np.ndarray:
+    """Centred 7-day means of daily usage (the first and last 3 days take the nearest one)."""
+    csum = np.vstack([np.zeros((1, daily.shape[1])), np.cumsum(daily, axis=0)])
+    rolling = (csum[7:] - csum[:-7]) / 7.0
+    return np.concatenate([np.repeat(rolling[:1], 3, axis=0), rolling, np.repeat(rolling[-1:], 3, axis=0)])
+
+
+def _noise_scale(values: np.ndarray) -> np.ndarray:
+    """Per pool, the standard deviation of a day's mean usage around its trend, from the robust
+    spread (MAD) of same-weekday changes d[t] − d[t−7] over the last ``NOISE_DAYS`` active days: a
+    ramp or a spike touches a few of these changes and barely moves their median spread."""
+    n_days = min(NOISE_DAYS, values.shape[0] // 24)
+    daily = values[-n_days * 24:].reshape(n_days, 24, values.shape[1]).mean(axis=1)
+    zero = daily <= 0.0
+    last_zero = np.where(zero.any(axis=0), n_days - 1 - np.argmax(zero[::-1], axis=0), -1)
+    active = np.arange(n_days)[:, None] > last_zero
+    change = np.where(active[7:] & active[:-7], daily[7:] - daily[:-7], np.nan)
+    mad = _nanmedian(np.abs(change - _nanmedian(change, axis=0)), axis=0)
+    level = np.where(active, daily, 0.0).sum(axis=0) / np.maximum(active.sum(axis=0), 1)
+    # floor: a noise-free series bends only by rounding and the weekly shape of its rolling means
+    return np.maximum(np.nan_to_num(1.4826 * mad / math.sqrt(2.0)), 1e-3 * level)
+
+
+def _inverse_spread(active: np.ndarray) -> np.ndarray:
+    """1 / sqrt(Σ (d − mean d)²) over each pool's active days d: a slope's standard error per unit noise."""
+    d = np.arange(active.shape[0])[:, None]
+    mean = np.where(active, d, 0).sum(axis=0) / np.maximum(active.sum(axis=0), 1)
+    sxx = np.where(active, (d - mean) ** 2, 0.0).sum(axis=0)
+    return 1.0 / np.sqrt(np.where(sxx > 0, sxx, np.inf))
 
 
 def _robust_trend(daily: np.ndarray, active: np.ndarray, trended: np.ndarray
@@ -253,6 +305,10 @@ def _seasonal_trend(values: np.ndarray, horizon: int, scenarios: int, rng: np.ra
     ahead = np.arange(horizon)
     future_h = fit.days * 24 + ahead
     level = fit.level(future_h)  # [horizon, pools]
+    # a bent pool stays at its last week's usage: the level that, with the profile, repeats that mean
+    last_week, shape = values[-WEEK:].mean(axis=0), fit.profile.mean(axis=0)
+    held = np.where(fit.multiplicative, last_week / np.where(shape > 0, shape, 1.0), last_week - shape)
+    level = np.where(fit.bent, held, level)
     season = fit.profile[ahead % WEEK]  # history ends on a whole week of the window
     # slope perturbation pivots at the end of history: zero now, growing with the horizon
     fan = ((future_h + 0.5) / 24.0 - fit.days)[:, None] * fit.slope_se
