@@ -294,7 +294,14 @@ def solve_decomposition(
     use_polish: bool = True,
     risk: RiskSpec | None = None,
     limits: list[LinearLimit] | None = None,
+    cut_pool: dict | None = None,
 ) -> DecompositionResult:
+    """Minimize the (risk) objective of ``inst`` under ``limits`` to a certified ``gap``.
+
+    ``cut_pool``: a dict this call reads cuts from and writes its cuts to, so that a later solve of
+    the same instance (other limits or risk weight) starts with them; cuts are kept only while
+    the hour clusters are the same.
+    """
     t0 = time.perf_counter()
     n = inst.n_decisions
     fixed = inst.existing_cost
@@ -331,11 +338,25 @@ def solve_decomposition(
     polish = NewsvendorLevels(inst)
     last_e = [None]
 
+    def add(rows: np.ndarray, rhs: np.ndarray) -> None:
+        master.add_cuts(rows, rhs)
+        if bound_master is not master:
+            bound_master.add_cuts(rows, rhs)
+
+    key = (k, labels.tobytes().__hash__())
+    if cut_pool is not None:
+        if cut_pool.get("key") != key:
+            cut_pool.clear()
+            cut_pool.update(key=key, rows=[])
+        for rows_, rhs_ in cut_pool["rows"]:
+            add(rows_, rhs_)
+
     def probe(x: np.ndarray) -> float:
         F, values, grads, e = cuts.at(x)
-        master.add_cuts(-grads, values - grads @ x)
-        if bound_master is not master:
-            bound_master.add_cuts(-grads, values - grads @ x)
+        add(-grads, values - grads @ x)
+        if cut_pool is not None:
+            cut_pool["rows"].append((-grads, values - grads @ x))
+            del cut_pool["rows"][:-40]  # the latest iterations' cuts: enough to restart near the optimum
         last_e[0] = e
         return F
 
