@@ -45,18 +45,23 @@ def purchases_table(plan: Plan) -> Table:
     t = Table(title="What to buy", title_justify="left", caption=caption, caption_justify="left")
     columns = [("offering", "left"), ("quantity", "right"), ("term", "right"), ("payment", "left"),
                ("upfront", "right"), ("window cost", "right"), ("utilization", "right")]
+    laddered = len({p.start for p in plan.purchases}) > 1
+    if laddered:
+        columns.insert(1, ("starts", "left"))
     if valued:
         columns += [("break-even", "right"), ("marginal", "right")]
     for col, justify in columns:
         t.add_column(col, justify=justify, overflow="fold" if col == "offering" else "ellipsis")
-    used = {(c.offering, c.quantity): c.utilization for c in plan.commitments if c.source == "purchase"}
+    used = {(c.offering, c.quantity, c.start): c.utilization for c in plan.commitments if c.source == "purchase"}
     show_used = bool(used) or not plan.scenarios
     for p in plan.purchases:
         row = [
             p.offering, f"{p.quantity:g}" + (" $/h" if p.kind == "savings_plan" else " units"),
             f"{p.term_months} mo", p.payment or "", money(p.upfront_cost), money(p.window_cost),
-            f"{used.get((p.offering, p.quantity), 0.0):.1%}" if show_used else "see scenarios",
+            f"{used.get((p.offering, p.quantity, p.start), 0.0):.1%}" if show_used else "see scenarios",
         ]
+        if laddered:
+            row.insert(1, f"{p.start:%Y-%m-%d}")
         if valued:
             row += [
                 "—" if p.break_even_utilization is None else f"{p.break_even_utilization:.1%}",
