@@ -8,7 +8,8 @@ forecasts ``--scenarios`` scenarios over ``--months`` months and optimizes with 
 limit is on: a CVaR limit, a coverage band, a utilization floor in the low scenario, an upfront
 budget, a 3-year share, monthly purchase dates with caps on commitment bought and expiring per month,
 and a cost of capital. Each limit is a tightening of the unconstrained plan's figure (caps at 75–80%
-of its $/h, 70% of its upfront, coverage within −15/+5 points, CVaR within +5%), jointly feasible. Reported: seconds (forecast + solve + figures), peak memory, and the plan's figures.
+of its $/h, 70% of its upfront, coverage within −15/+5 points, CVaR within +5%); if they cannot all
+hold together, the run ends with the conflict explanation. Reported: seconds (forecast + solve + figures), peak memory, and the plan's figures.
 """
 
 from __future__ import annotations
