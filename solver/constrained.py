@@ -60,12 +60,16 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     # replacing them made the plans oscillate); they may cut off some good plans, which the rounding's exact search recovers
     inner: list[LinearLimit] = []
     res, prev, best = None, None, None
+    retried = False
     pool: dict = {}  # cuts carried from round to round: the objective is the same, only the rows change
     for rounds in range(1, max_rounds + 1):
         try:
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
                                       limits=problem.limits + outer + floors + inner, x0=x0, cut_pool=pool)
-        except RuntimeError as e:  # the master LP is infeasible: the rows prove no plan meets the limits
+        except RuntimeError as e:  # the master LP is infeasible
+            if floors and not retried:  # floor tangents are not valid cuts: draw them afresh once before concluding
+                floors, retried = [], True
+                continue
             raise Infeasible(str(e)) from None
         x = res.x
         if measures is None:
