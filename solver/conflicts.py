@@ -16,13 +16,14 @@ remains is irreducible: removing any one of its limits makes the others feasible
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 
 from models import Commitment, PriceBook
 from models.policy import Policy
-from solver.constrained import Infeasible, least_cvar, solve_rows
+from models.errors import PlanningError
+from solver.constrained import Infeasible, Problem, Solution, least_cvar, solve_problem, solve_rows
+from solver.decomposition import RiskSpec
 from solver.instance import Instance
 from solver.nonlinear_limits import Measures
 from solver.policy_limits import problem_for
@@ -105,30 +106,30 @@ class _Oracle:
 
 
 def smallest_conflict(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy,
-                      backend: str = "highs") -> tuple[list[str], Callable[[set[str]], float], _Oracle]:
+                      backend: str = "highs") -> tuple[list[str], _Oracle]:
     """An irreducible set of the policy's limit keys that cannot all hold (deletion filter)."""
     oracle = _Oracle(inst, prices, existing, policy, backend)
     keys = [k for k in LIMIT_KEYS if getattr(policy, k) != _UNSET[k]]
     if oracle.feasible(set(keys)):
-        return [], oracle.most_coverage, oracle
+        return [], oracle
     kept = list(keys)
     for k in keys:
         trial = [x for x in kept if x != k]
         if not oracle.feasible(set(trial)):
             kept = trial
-    return kept, oracle.most_coverage, oracle
+    return kept, oracle
 
 
 def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy,
                      backend: str = "highs") -> str:
-    keys, most_coverage, oracle = smallest_conflict(inst, prices, existing, policy, backend)
+    keys, oracle = smallest_conflict(inst, prices, existing, policy, backend)
     if not keys:
         return "the limits can hold together, but the solver did not reach a plan that meets them all; loosen one a little"
     words = [describe(policy, k) for k in keys]
     text = ("these limits cannot all hold together: " + "; ".join(words) if len(words) > 1
             else f"this limit cannot hold: {words[0]}")
     if "coverage_min" in keys:
-        reach = most_coverage(set(keys))
+        reach = oracle.most_coverage(set(keys))
         others = [describe(policy, k) for k in keys if k != "coverage_min"]
         within = " with " + " and ".join(others) if others else ""
         text += f" (the most coverage any plan reaches{within} is {max(reach, 0.0):.1%})"
@@ -139,3 +140,18 @@ def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitmen
         now = Measures(prob.nominal, prob.weights).coverage(np.zeros(prob.nominal.n_decisions))
         text += f" (the existing commitments alone already cover {now:.1%})"
     return text + ". Loosen or remove one of them."
+
+
+def solve_under_policy(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy | None,
+                       risk: RiskSpec | None = None, backend: str = "highs", gap: float = 1e-6,
+                       ) -> tuple[Problem, Solution, list[str]]:
+    """Solve ``inst`` under every limit of ``policy``; when they cannot all hold, the PlanningError
+    names the smallest conflicting set. Returns the problem, its solution and the policy's notes."""
+    base = replace(inst, notes=list(inst.notes))  # the policy drops decisions in place; the explanation needs them all
+    problem, notes = problem_for(inst, prices, existing, policy, risk)
+    try:
+        return problem, solve_problem(problem, backend=backend, gap=gap), notes
+    except PlanningError:
+        if policy is None:
+            raise
+        raise PlanningError(explain_conflict(base, prices, existing, policy, backend)) from None

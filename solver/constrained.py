@@ -8,7 +8,7 @@ finds the cheapest plan that meets the limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -176,7 +176,3 @@ def least_cvar(problem: Problem, backend: str = "highs", gap: float = 1e-5) -> f
     """The CVaR of the plan that (nearly) minimizes CVaR under the other limits (β = 1,000)."""
     res, _ = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=1000.0), backend, gap, None)
     return _cvar_of(problem, res.x)
-
-
-def with_targets(problem: Problem, **changes) -> Problem:
-    return replace(problem, **changes)

@@ -79,19 +79,19 @@ def plan_for_history(
     savings = ode - cost
     start = usages[0].start
     break_even, marginal = purchase_values(res.instance, res.quantities)
-    lines = [
-        PurchaseLine(offering=o, quantity=float(q), start=start + timedelta(hours=int(h)), kind=prices.offerings[o].kind.value,
-                     pool=prices.offerings[o].pool if prices.offerings[o].kind.value == "reservation" else None,
-                     term_months=prices.offerings[o].term_months, payment=prices.offerings[o].payment.value,
-                     upfront_cost=float(q) * prices.offerings[o].upfront, continuous_quantity=float(c),
-                     window_cost=float(w @ [_bought(b)[k].cost for b in per]),
-                     hourly_commitment=float(q) * prices.offerings[o].hourly_cost_per_unit(),
-                     break_even_utilization=float(be), marginal_value=float(mv),
-                     why=_why(prices, o, h, per, k, w))
-        for k, (o, q, c, h, be, mv) in enumerate(
-            (o, q, c, h, be, mv) for o, q, c, h, be, mv in
-            zip(res.offerings, res.quantities, res.continuous, res.starts, break_even, marginal) if q > 0)
-    ]
+    held = [[c for c in b.commitments if c.source == "purchase"] for b in per]  # per scenario, in decision order
+    lines = []
+    for k, j in enumerate(np.flatnonzero(res.quantities > 0)):
+        o, q = prices.offerings[res.offerings[j]], float(res.quantities[j])
+        used = [h[k] for h in held]
+        lines.append(PurchaseLine(
+            offering=o.id, quantity=q, start=start + timedelta(hours=int(res.starts[j])), kind=o.kind.value,
+            pool=o.pool if o.kind.value == "reservation" else None, term_months=o.term_months,
+            payment=o.payment.value, upfront_cost=q * o.upfront, continuous_quantity=float(res.continuous[j]),
+            window_cost=float(w @ [c.cost for c in used]), hourly_commitment=q * o.hourly_cost_per_unit(),
+            break_even_utilization=float(break_even[j]), marginal_value=float(marginal[j]),
+            why=_why(o.term_months, int(res.starts[j]), used, w),
+        ))
     alpha = risk.alpha if risk else 0.95
     return Plan(
         window_start=start,
@@ -133,16 +133,9 @@ def plan_for_history(
     )
 
 
-def _why(prices: PriceBook, offering: str, hour: int, per: list, k: int, w: np.ndarray) -> str:
-    """The purchase's utilization over the scenarios, in words (its k-th line in each bill)."""
-    held = [_bought(b)[k] for b in per]
-    util = np.array([c.utilization for c in held])
-    o = prices.offerings[offering]
+def _why(term_months: int, hour: int, used: list, w: np.ndarray) -> str:
+    """The purchase's utilization over the scenarios (its line in each scenario's bill), in words."""
+    util = np.array([c.utilization for c in used])
     when = "now" if hour == 0 else f"{hour:,} hours into the horizon"
-    return (f"bought {when} for {o.term_months} months; used {float(w @ util):.1%} on average over the scenarios "
+    return (f"bought {when} for {term_months} months; used {float(w @ util):.1%} on average over the scenarios "
             f"(lowest {util.min():.1%}, highest {util.max():.1%})")
-
-
-def _bought(bill) -> list:
-    """The bill's lines of planned purchases, in decision order."""
-    return [c for c in bill.commitments if c.source == "purchase"]

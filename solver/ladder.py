@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 
 from models import Commitment, PriceBook, UsageMatrix
+from models.policy import Policy
 from solver.decomposition import LinearLimit
 from solver.instance import Instance
 
@@ -56,9 +57,11 @@ def renewal_options(usage: UsageMatrix, existing: list[Commitment]) -> tuple[tup
     return tuple(sorted(set(out)))
 
 
-def _hourly(inst: Instance) -> np.ndarray:
-    """Amortized $/h of one unit of each decision (what the caps count)."""
-    return inst.dec_unit_cost.copy()
+def decision_dates(usage: UsageMatrix, existing: list[Commitment], policy: Policy | None):
+    """Purchase hours (the policy's ladder) and renewal options (unless the policy turns them off)."""
+    rules = policy or Policy()
+    dates = purchase_hours(usage.start, usage.hours, rules.ladder_months)
+    return dates, renewal_options(usage, existing) if rules.renew_existing else ()
 
 
 def monthly_caps(inst: Instance, prices: PriceBook, existing: list[Commitment],
@@ -68,7 +71,7 @@ def monthly_caps(inst: Instance, prices: PriceBook, existing: list[Commitment],
     commitments alone exceed the expiry cap, that month admits no new expiries (noted)."""
     limits, notes = [], []
     start = inst.usage.start
-    hourly = _hourly(inst)
+    hourly = inst.dec_unit_cost  # amortized $/h of one unit of each decision: what the caps count
     starts = [month_key(start + timedelta(hours=int(h))) for h in inst.dec_start]
     if max_purchase is not None:
         for key in sorted(set(starts)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from datetime import timedelta
 from typing import Callable
 
@@ -17,9 +16,8 @@ from solver.coverage import evaluate, total_cost
 from models.policy import Policy
 from solver.decomposition import LinearLimit, solve_decomposition
 from solver import ladder
-from solver.conflicts import explain_conflict
-from solver.constrained import solve_problem
-from solver.policy_limits import limits_beyond_linear, apply_policy, problem_for
+from solver.conflicts import solve_under_policy
+from solver.policy_limits import apply_policy, limits_beyond_linear
 from solver.instance import Instance, build_instance
 from solver.naive_lp import solve_naive
 from solver.backends import LPStatus
@@ -74,9 +72,7 @@ def plan_for_usage(
 ) -> Plan:
     t0 = time.perf_counter()
     existing = list(existing or [])
-    rules = policy or Policy()
-    dates = ladder.purchase_hours(usage.start, usage.hours, rules.ladder_months)
-    renewals = ladder.renewal_options(usage, existing) if rules.renew_existing else ()
+    dates, renewals = ladder.decision_dates(usage, existing, policy)
     full = build_instance(usage, prices, existing, dates, prune_dominated=False, renewals=renewals)
     extra: list[str] = []
     if policy is not None and needs_constrained_solve(policy):
@@ -138,12 +134,7 @@ def needs_constrained_solve(policy: Policy) -> bool:
 
 
 def _solve_constrained(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy, backend: str, gap: float):
-    base = replace(inst, notes=list(inst.notes))
-    problem, notes = problem_for(inst, prices, existing, policy)
-    try:
-        sol = solve_problem(problem, backend=backend, gap=gap)
-    except PlanningError:
-        raise PlanningError(explain_conflict(base, prices, existing, policy, backend)) from None
+    problem, sol, notes = solve_under_policy(inst, prices, existing, policy, backend=backend, gap=gap)
     r = sol.result
     return (sol.continuous, sol.x, problem.nominal, r.upper, r.lower, r.iterations, r.status, notes + sol.notes,
             sol.objective - r.upper)

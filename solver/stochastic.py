@@ -15,15 +15,12 @@ from typing import Sequence
 import numpy as np
 
 from models import Commitment, PriceBook, UsageMatrix
-from models.errors import PlanningError
 from models.policy import Policy
-from solver.conflicts import explain_conflict
-from solver.constrained import solve_problem
+from solver.conflicts import solve_under_policy
 from solver.coverage import evaluate
 from solver.decomposition import RiskSpec, cvar, scenario_costs
 from solver.instance import Instance, build_instance, decision_upper_bounds
 from solver import ladder
-from solver.policy_limits import problem_for
 
 
 def build_scenario_instance(
@@ -95,19 +92,10 @@ def solve_expected_cost(
     renewed then; limits that cannot all hold raise a PlanningError naming the smallest conflict."""
     existing = list(existing or [])
     first = scenarios[0]
-    rules = policy or Policy()
-    dates = ladder.purchase_hours(first.start, first.hours, rules.ladder_months)
-    renewals = ladder.renewal_options(first, existing) if rules.renew_existing else ()
+    dates, renewals = ladder.decision_dates(first, existing, policy)
     inst = build_scenario_instance(scenarios, weights, prices, existing, prune_dominated=False,
                                    purchase_hours=dates, renewals=renewals)
-    base = replace(inst, notes=list(inst.notes))
-    problem, notes = problem_for(inst, prices, existing, policy, risk)
-    try:
-        sol = solve_problem(problem, backend=backend, gap=gap)
-    except PlanningError:
-        if policy is None:
-            raise
-        raise PlanningError(explain_conflict(base, prices, existing, policy, backend)) from None
+    problem, sol, notes = solve_under_policy(inst, prices, existing, policy, risk, backend, gap)
     nominal, q = problem.nominal, sol.x
     costs = scenario_costs(nominal, q, evaluate(nominal, q, duals=False))
     alpha = sol.risk.alpha if sol.risk is not None else problem.alpha

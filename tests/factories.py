@@ -57,3 +57,16 @@ def random_prices(
                 upfront=0.0, increment=0.001, rates={p: round(rates[p] * k, 6) for p in family},
             )
     return PriceBook(on_demand=od, offerings=offerings)
+
+
+def scaled_scenarios(seed: int, n: int, pools: int, hours: int, low: float, high: float):
+    """A random estate and n usage scenarios: the base and n − 1 copies with each pool scaled by a
+    factor drawn from [low, high]. Returns (rng, scenarios, prices); the rng continues the draws."""
+    rng = np.random.default_rng(seed)
+    base = random_usage(rng, pools, hours)
+    prices = random_prices(rng, base.pools)
+    out = [base]
+    for _ in range(n - 1):
+        factor = rng.uniform(low, high, pools)
+        out.append(UsageMatrix(base.start, base.pools, np.round(base.values * factor, 3)))
+    return rng, out, prices

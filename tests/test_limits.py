@@ -14,17 +14,11 @@ from models.policy import Policy
 from solver.decomposition import cvar
 from solver.simulator import simulate_bill
 from solver.stochastic import solve_expected_cost
-from tests.factories import START, random_prices, random_usage
+from tests.factories import START, random_prices, random_usage, scaled_scenarios
 
 
 def _case(seed: int, scenarios: int = 3, pools: int = 4, hours: int = 240):
-    rng = np.random.default_rng(seed)
-    base = random_usage(rng, pools, hours)
-    prices = random_prices(rng, base.pools)
-    out = [base]
-    for _ in range(scenarios - 1):
-        factor = rng.uniform(0.5, 1.4, pools)
-        out.append(UsageMatrix(base.start, base.pools, np.round(base.values * factor, 3)))
+    rng, out, prices = scaled_scenarios(seed, scenarios, pools, hours, 0.5, 1.4)
     w = rng.dirichlet(np.ones(scenarios))
     return out, w / w.sum(), prices
 

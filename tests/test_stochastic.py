@@ -10,17 +10,11 @@ from solver.naive_lp import solve_naive
 from solver.planner import plan_for_usage
 from solver.simulator import simulate_bill
 from solver.stochastic import build_scenario_instance, solve_expected_cost
-from tests.factories import START, random_prices, random_usage
+from tests.factories import START, random_prices, random_usage, scaled_scenarios
 
 
 def _scenarios(seed: int, n: int, pools: int = 5, hours: int = 150):
-    rng = np.random.default_rng(seed)
-    base = random_usage(rng, pools, hours)
-    prices = random_prices(rng, base.pools)
-    out = [base]
-    for _ in range(n - 1):
-        factor = rng.uniform(0.6, 1.3, pools)
-        out.append(UsageMatrix(base.start, base.pools, np.round(base.values * factor, 3)))
+    _, out, prices = scaled_scenarios(seed, n, pools, hours, 0.6, 1.3)
     return out, prices
 
 
