@@ -87,6 +87,7 @@ def _solve_decomposition(inst: Any, gap: float, limit: float) -> dict[str, Any]:
     import numpy as np
 
     from solver import decomposition as dec
+    from solver import master
     from solver.coverage import evaluate
     from solver.newsvendor import NewsvendorLevels
 
@@ -98,8 +99,8 @@ def _solve_decomposition(inst: Any, gap: float, limit: float) -> dict[str, Any]:
 
     spent: dict[str, float] = {}
     _time_calls(dec._Cuts, "at", spent)  # hourly subproblems: greedy bill, duals, cluster cuts
-    _time_calls(dec._HighsMaster, "solve", spent)  # master LP (HiGHS simplex, warm-started)
-    _time_calls(dec._HighsMaster, "add_cuts", spent)
+    _time_calls(master.HighsMaster, "solve", spent)  # master LP (HiGHS simplex, warm-started)
+    _time_calls(master.HighsMaster, "add_cuts", spent)
     r = dec.solve_decomposition(inst, gap=gap, time_limit=limit)
     labels = {"at": "hourly subproblems", "solve": "master LP", "add_cuts": "adding cuts"}
     split = {labels[k]: v for k, v in spent.items()}

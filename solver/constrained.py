@@ -1,5 +1,5 @@
-"""Solve under every limit of a policy: linear limits in the master, coverage band and utilization
-floors by rows re-drawn between solves, a CVaR limit by the risk weight that meets it.
+"""Solve under every limit of a policy: linear limits in the master, utilization floors as capacity
+caps, the coverage band by rows re-drawn between solves, a CVaR limit by the risk weight that meets it.
 
 The CVaR limit uses Lagrangian duality: min E[cost] s.t. CVaR ≤ L is min E[cost] + β·CVaR for
 the right β ≥ 0 (the problem is a convex LP), and CVaR never rises as β does, so bisection on β
@@ -8,7 +8,7 @@ finds the cheapest plan that meets the limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from models.errors import PlanningError
 from solver.coverage import evaluate
 from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
 from solver.instance import Instance
-from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, scale_to_coverage
+from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, scale_to_coverage
 from solver.rounding import round_quantities
 
 COVERAGE_MARGIN = 1e-5  # min-coverage rows aim this far inside, so the continuous plan meets the limit exactly
@@ -56,19 +56,17 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     t = problem.targets
     measures = Measures(problem.nominal, problem.weights) if t.any else None
     outer: list[LinearLimit] = []  # tangents of coverage ≥ min: valid for every plan, so they accumulate
-    floors: list[LinearLimit] = []  # tangents of each group's utilization floor where it was missed (they accumulate:
-    # replacing them made the plans oscillate); they may cut off some good plans, which the rounding's exact search recovers
     inner: list[LinearLimit] = []
     res, prev, best = None, None, None
-    retried = False
     pool: dict = {}  # cuts carried from round to round: the objective is the same, only the rows change
+    caps = FloorCaps(problem.nominal, t.utilization_floor, t.utilization_scenario) if t.utilization_floor is not None else None
     for rounds in range(1, max_rounds + 1):
         try:
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
-                                      limits=problem.limits + outer + floors + inner, x0=x0, cut_pool=pool)
+                                      limits=problem.limits + outer + inner, x0=x0, cut_pool=pool, capacity_caps=caps)
         except RuntimeError as e:  # the master LP is infeasible
-            if floors and not retried:  # floor tangents are not valid cuts: draw them afresh once before concluding
-                floors, retried = [], True
+            if caps is not None and np.any(caps.point):  # savings-plan caps drawn at a plan: retry with the loosest
+                caps.point = np.zeros_like(caps.point)
                 continue
             raise Infeasible(str(e)) from None
         x = res.x
@@ -80,10 +78,10 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
         if t.coverage_min is not None and measures.coverage(x) < t.coverage_min:
             outer.append(coverage_min_row(measures, x, t.coverage_min + COVERAGE_MARGIN))
             changed = True
-        if t.utilization_floor is not None:
-            rows = measures.floor_rows(x, t.utilization_floor, t.utilization_scenario)
-            floors += rows
-            changed |= bool(rows)
+        if caps is not None and not measures.meets(x, replace(t, coverage_min=None, coverage_max=None), tol=1e-6) \
+                and not np.allclose(caps.point, x):
+            caps.point = x.copy()  # the savings plans' load moved with the plan: re-draw their caps there
+            changed = True
         if t.coverage_max is not None:
             point = scale_to_coverage(measures, x, t.coverage_max)
             if not np.allclose(point, x) or prev is None or abs(prev - res.upper) > gap * abs(res.upper):

@@ -34,6 +34,7 @@ class Coverage:
     pi: np.ndarray | None = None  # (H, P)
     lam: np.ndarray | None = None  # (H, S)
     e: np.ndarray | None = None  # (H, P) cost of one more unit of a pool's usage above reservations
+    sp_need: np.ndarray | None = None  # (H, S) $ of eligible usage reaching each layer
 
     @property
     def on_demand_paid(self) -> float:
@@ -68,9 +69,9 @@ def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
     u = inst.u
     ri_cap, sp_cap = capacities(inst, np.asarray(x, dtype=float))
     ptr, pools, rates = inst.layer_arrays()
-    residual, sp_used, od_hourly, e, pi, lam = bill_hours(u, ri_cap, sp_cap, inst.on_demand, ptr, pools, rates, duals)
+    residual, sp_used, od_hourly, e, pi, lam, sp_need = bill_hours(u, ri_cap, sp_cap, inst.on_demand, ptr, pools, rates, duals)
     w = inst.hour_weight
-    cov = Coverage(residual, ri_cap, sp_cap, sp_used, od_hourly if w is None else od_hourly * w)
+    cov = Coverage(residual, ri_cap, sp_cap, sp_used, od_hourly if w is None else od_hourly * w, sp_need=sp_need)
     if duals:
         cov.e, cov.pi, cov.lam = (e, pi, lam) if w is None else (e * w[:, None], pi * w[:, None], lam * w[:, None])
     return cov
@@ -83,6 +84,7 @@ def evaluate_numpy(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverag
     residual = np.maximum(u - ri_cap, 0.0)
     H = u.shape[0]
     sp_used = np.zeros((H, len(inst.layers)))
+    sp_need = np.zeros((H, len(inst.layers)))
     left_over: list[np.ndarray] = []  # per layer: (H, |E|) residual remains after it
     for s, layer in enumerate(inst.layers):
         E, a = layer.pools, layer.rates
@@ -94,10 +96,11 @@ def evaluate_numpy(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverag
         after = np.where(full, 0.0, need_units - spend / a)
         residual[:, E] = after
         sp_used[:, s] = spend.sum(axis=1)
+        sp_need[:, s] = need.sum(axis=1)
         if duals:
             left_over.append(after > 1e-9 * np.maximum(need_units, 1.0))
     on_demand_hourly = residual @ inst.on_demand
-    cov = Coverage(residual, ri_cap, sp_cap, sp_used, on_demand_hourly)
+    cov = Coverage(residual, ri_cap, sp_cap, sp_used, on_demand_hourly, sp_need=sp_need)
     if duals:
         cov.e, cov.lam = _marginal_costs(inst, left_over, u.shape)
         cov.pi = np.where(u > ri_cap, cov.e, 0.0)

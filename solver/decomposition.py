@@ -20,10 +20,12 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from solver.backends import INF, LinearProgram, LPStatus, new_highs, solve_lp
-from solver.coverage import cluster_gradients, evaluate, total_cost
+from solver.backends import INF
+from solver.coverage import evaluate, total_cost
+from solver.master import GenericMaster, HighsMaster, MasterModel, master_model
 from solver.newsvendor import NewsvendorLevels
 from solver.instance import Instance
+from solver.segments import CapacitySegments
 
 
 @dataclass
@@ -65,42 +67,25 @@ def cvar(costs: np.ndarray, probabilities: np.ndarray, alpha: float) -> float:
     return float(min(eta + probabilities @ np.maximum(costs - eta, 0.0) / (1 - alpha) for eta in costs))
 
 
-def hour_clusters(inst: Instance, k: int) -> np.ndarray:
-    """Cluster label per hour: quantile bins of total on-demand-equivalent load, per scenario
-    (scenario s's bins are labelled s·k … s·k + k − 1, so no cut mixes scenarios)."""
-    load = inst.u @ inst.on_demand
-    scenario = inst.hour_scenario
-    labels = np.empty(inst.hours, dtype=int)
-    for s in range(int(scenario.max()) + 1 if inst.hours else 0):
-        rows = np.flatnonzero(scenario == s)
-        kk = max(1, min(k, len(rows)))
-        ranks = np.argsort(np.argsort(load[rows], kind="stable"), kind="stable")
-        labels[rows] = s * k + (ranks * kk) // len(rows)
-    return labels
-
-
-def load_clusters(inst: Instance, k: int) -> np.ndarray:
-    """Cluster label per hour: quantile bins of total on-demand-equivalent load over all hours."""
-    load = inst.u @ inst.on_demand
-    kk = max(1, min(k, inst.hours))
-    ranks = np.argsort(np.argsort(load, kind="stable"), kind="stable")
-    return (ranks * kk) // max(inst.hours, 1)
-
-
 class _Cuts:
-    """Cuts of each cluster of hours: θ_k ≥ G_k(x̂) + g_k·(x − x̂), i.e. rows [−g_k | e_k] ≥ G_k − g_k·x̂."""
+    """Cuts of each cluster of hours over the capacities of its segment (:mod:`solver.segments`):
+    θ_k ≥ G_k(Ĉ) + g_k·(C − Ĉ), i.e. rows [−g_k | e_k] ≥ G_k − g_k·Ĉ."""
 
-    def __init__(self, inst: Instance, labels: np.ndarray, k: int, risk: RiskSpec | None = None):
-        self.inst, self.risk, self.k = inst, risk, k
+    def __init__(self, inst: Instance, segments: CapacitySegments, per_segment: int, by_scenario: bool, risk: RiskSpec | None = None):
+        self.inst, self.risk, self.segments = inst, risk, segments
+        labels, self.cluster_segment, self.cluster_scenario = segments.clusters(inst, per_segment, by_scenario)
+        self.k = len(self.cluster_segment)
+        self.key = (per_segment, by_scenario, hash(labels.tobytes()), hash(segments.col_segment.tobytes()))
         H = inst.hours
         self.matrix = sp.csr_matrix((np.ones(H), (labels, np.arange(H))), shape=(self.k, H))
 
-    def at(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-        """Evaluate the objective at x; return (value, cluster values, cluster gradients (k × n), marginal costs e)."""
+    def at(self, x: np.ndarray) -> tuple[float, sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Evaluate the objective at x; return (value, cut rows (k × m), their right-hand sides, marginal costs e)."""
         cov = evaluate(self.inst, x, duals=True)
         values = self.matrix @ cov.on_demand_hourly
-        grads = cluster_gradients(self.inst, cov, self.matrix)
-        return risk_objective(self.inst, x, cov, self.risk), values, grads, cov.e
+        grads = self.segments.gradients(cov, self.matrix, self.cluster_segment)
+        rhs = values - grads @ (self.segments.link @ x)
+        return risk_objective(self.inst, x, cov, self.risk), grads, rhs, cov.e
 
 
 def risk_objective(inst: Instance, x: np.ndarray, cov=None, risk: RiskSpec | None = None) -> float:
@@ -131,35 +116,31 @@ class LinearLimit:
         return float(self.coefficients @ x) <= self.bound + tol * max(1.0, abs(self.bound))
 
 
-def _static_rows(inst: Instance, k: int, clusters: int, risk: RiskSpec | None, limits: list[LinearLimit]):
-    """Rows the master holds from the start: the CVaR rows (with their columns) and the limits."""
-    n = inst.n_decisions
-    if risk is not None:
-        cost, lo, A, rhs = _risk_rows(inst, k, clusters, risk)
-    else:
-        cost, lo, A, rhs = np.zeros(0), np.zeros(0), np.zeros((0, n + k)), np.zeros(0)
+def _master(inst: Instance, segments: CapacitySegments, cuts: "_Cuts", risk: RiskSpec | None, limits: list[LinearLimit],
+            upper: np.ndarray, caps: np.ndarray | None) -> MasterModel:
+    """The master's static part: capacity links, the CVaR rows (with their columns) and the limits."""
+    risk_rows = _risk_rows(inst, cuts, risk) if risk is not None else None
+    limit_rows = None
     if limits:
-        L = np.zeros((len(limits), A.shape[1]))
-        L[:, :n] = -np.array([lim.coefficients for lim in limits])
-        A = np.vstack([A, L])
-        rhs = np.r_[rhs, [-lim.bound for lim in limits]]
-    return cost, lo, A, rhs
+        limit_rows = (-np.array([lim.coefficients for lim in limits]), np.array([-lim.bound for lim in limits]))
+    return master_model(inst.dec_window_cost, upper, segments.link, cuts.k, risk_rows, limit_rows, caps)
 
 
-def _risk_rows(inst: Instance, k: int, clusters_per_scenario: int, risk: RiskSpec):
-    """Columns η (free) and z_s ≥ 0 and rows z_s + η − c·x − Σ_{k∈s} θ_k / w_s ≥ fixed (one per scenario)."""
+def _risk_rows(inst: Instance, cuts: "_Cuts", risk: RiskSpec):
+    """Columns η (free) and z_s ≥ 0 and rows z_s + η − c·x − Σ_{k∈s} θ_k / w_s ≥ fixed (one per
+    scenario), over [x | θ | η | z]."""
     w = inst.scenario_weights
-    S, n = len(w), inst.n_decisions
+    S, n, k = len(w), inst.n_decisions, cuts.k
     cost = np.r_[risk.weight, risk.weight * w / (1 - risk.alpha)]
     lo = np.r_[-INF, np.zeros(S)]
     A = np.zeros((S, n + k + 1 + S))
-    for s in range(S):
-        A[s, :n] = -inst.dec_window_cost
-        A[s, n + s * clusters_per_scenario : n + (s + 1) * clusters_per_scenario] = -1.0 / w[s] if w[s] > 0 else 0.0
-        A[s, n + k] = 1.0
-        A[s, n + k + 1 + s] = 1.0
+    A[:, :n] = -inst.dec_window_cost
+    scen = cuts.cluster_scenario
+    inv_w = np.divide(1.0, w, out=np.zeros_like(w), where=w > 0)
+    A[scen, n + np.arange(k)] = -inv_w[scen]
+    A[:, n + k] = 1.0
+    A[np.arange(S), n + k + 1 + np.arange(S)] = 1.0
     return cost, lo, A, np.full(S, inst.existing_cost)
-
 
 
 def _initial_point(inst: Instance) -> np.ndarray:
@@ -180,108 +161,6 @@ def _initial_point(inst: Instance) -> np.ndarray:
     return x
 
 
-class _HighsMaster:
-    """Master LP kept alive in HiGHS so each solve warm-starts from the last basis."""
-
-    def __init__(self, inst: Instance, k: int, theta_lo: np.ndarray, risk_rows=None):
-        import highspy
-
-        self.h = new_highs()
-        self.h.setOptionValue("presolve", "off")  # presolve would discard the warm-start basis
-        self.h.setOptionValue("solver", "simplex")
-        self.n, self.k = inst.n_decisions, k
-        n = self.n
-        h = self.h
-        cost = np.r_[inst.dec_window_cost, np.ones(k)]
-        lo = np.r_[np.zeros(n), theta_lo]
-        hi = np.r_[inst.dec_upper, np.full(k, h.getInfinity())]
-        h.addVars(n + k, lo, hi)
-        h.changeColsCost(n + k, np.arange(n + k, dtype=np.int32), cost)
-        self.global_lo, self.global_hi = lo.copy(), hi.copy()
-        self.highspy = highspy
-        self.extra = 0  # columns after x and θ (risk terms)
-        self.static = 0  # rows before the cuts (risk rows)
-        if risk_rows is not None:
-            cost_r, lo_r, A, rhs_r = risk_rows
-            m = len(cost_r)
-            inf = h.getInfinity()
-            if m:
-                h.addVars(m, np.where(np.isinf(lo_r), -inf, lo_r), np.full(m, inf))
-                h.changeColsCost(m, np.arange(n + k, n + k + m, dtype=np.int32), cost_r)
-            if A.shape[0]:
-                M = sp.csr_matrix(A)
-                h.addRows(A.shape[0], rhs_r, np.full(A.shape[0], inf), M.nnz, M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
-            self.extra, self.static = m, A.shape[0]
-        self.rhs = np.zeros(0)
-        self.idle = np.zeros(0, dtype=int)  # consecutive solves each cut has been slack
-
-    def add_cuts(self, rows: np.ndarray, rhs: np.ndarray) -> None:
-        k, n = rows.shape
-        self.rhs = np.r_[self.rhs, rhs]
-        self.idle = np.r_[self.idle, np.zeros(k, dtype=int)]
-        M = sp.hstack([sp.csr_matrix(rows), sp.identity(k, format="csr"), sp.csr_matrix((k, self.extra))]).tocsr()
-        M.eliminate_zeros()
-        inf = self.h.getInfinity()
-        self.h.addRows(k, rhs, np.full(k, inf), M.nnz, M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
-
-    def solve(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
-        n = self.n
-        self.h.changeColsBounds(n, np.arange(n, dtype=np.int32), lo, hi)
-        self.h.run()
-        if self.h.getModelStatus() != self.highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"master LP: {self.h.modelStatusToString(self.h.getModelStatus())}")
-        solution = self.h.getSolution()
-        sol = np.asarray(solution.col_value)
-        value = self.h.getInfo().objective_function_value
-        self._forget_idle_cuts(np.asarray(solution.row_value)[self.static :])
-        return sol[:n], value
-
-    def _forget_idle_cuts(self, activity: np.ndarray, patience: int = 10, keep: int = 2000) -> None:
-        """Drop cuts slack for ``patience`` solves once the pool is large: any subset of valid cuts
-        still gives a valid lower bound, and the master stays small enough to re-solve quickly."""
-        slack = activity - self.rhs > 1e-9 * np.maximum(1.0, np.abs(self.rhs))
-        self.idle = np.where(slack, self.idle + 1, 0)
-        if len(self.rhs) <= keep:
-            return
-        drop = np.flatnonzero(self.idle >= patience)
-        if len(drop):
-            self.h.deleteRows(len(drop), (drop + self.static).astype(np.int32))
-            mask = np.ones(len(self.rhs), dtype=bool)
-            mask[drop] = False
-            self.rhs, self.idle = self.rhs[mask], self.idle[mask]
-
-
-class _GenericMaster:
-    """Master LP rebuilt and solved from scratch by any backend (OR-Tools, CBC)."""
-
-    def __init__(self, inst: Instance, k: int, theta_lo: np.ndarray, backend: str, risk_rows=None):
-        self.inst, self.k, self.backend = inst, k, backend
-        self.n = inst.n_decisions
-        self.theta_lo = theta_lo
-        self.risk_rows = risk_rows
-        self.extra = 0 if risk_rows is None else len(risk_rows[0])
-        self.rows: list[np.ndarray] = [] if risk_rows is None else [risk_rows[2]]
-        self.rhs: list[np.ndarray] = [] if risk_rows is None else [risk_rows[3]]
-
-    def add_cuts(self, rows: np.ndarray, rhs: np.ndarray) -> None:
-        self.rows.append(np.hstack([rows, np.eye(self.k), np.zeros((rows.shape[0], self.extra))]))
-        self.rhs.append(rhs)
-
-    def solve(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
-        A = sp.csr_matrix(np.vstack(self.rows))
-        rhs = np.concatenate(self.rhs)
-        extra_c, extra_lo = (np.zeros(0), np.zeros(0)) if self.risk_rows is None else self.risk_rows[:2]
-        lp = LinearProgram(
-            c=np.r_[self.inst.dec_window_cost, np.ones(self.k), extra_c], A=A,
-            row_lo=rhs, row_hi=np.full(len(rhs), INF),
-            col_lo=np.r_[lo, self.theta_lo, extra_lo], col_hi=np.r_[hi, np.full(self.k + self.extra, INF)],
-        )
-        res = solve_lp(lp, self.backend)
-        if res.status is not LPStatus.OPTIMAL:
-            raise RuntimeError(f"master LP ({self.backend}): {res.status.value}")
-        return res.x[: self.n], res.objective
-
-
 def solve_decomposition(
     inst: Instance,
     backend: str = "highs",
@@ -295,12 +174,14 @@ def solve_decomposition(
     risk: RiskSpec | None = None,
     limits: list[LinearLimit] | None = None,
     cut_pool: dict | None = None,
+    capacity_caps: Callable[[CapacitySegments], np.ndarray] | None = None,
 ) -> DecompositionResult:
     """Minimize the (risk) objective of ``inst`` under ``limits`` to a certified ``gap``.
 
     ``cut_pool``: a dict this call reads cuts from and writes its cuts to, so that a later solve of
     the same instance (other limits or risk weight) starts with them; cuts are kept only while
-    the hour clusters are the same.
+    the hour clusters are the same. ``capacity_caps`` gives the most capacity each pool and layer
+    may hold in each time segment (utilization floors of reservations).
     """
     t0 = time.perf_counter()
     n = inst.n_decisions
@@ -314,36 +195,40 @@ def solve_decomposition(
         clusters = 16 if n <= 100 else 48
     risky = risk is not None and risk.weight > 0
     S = len(inst.scenario_weights)
-    if risky:  # CVaR rows need each scenario's cost: clusters never mix scenarios
-        clusters = max(2, -(-clusters // S))
-        labels = hour_clusters(inst, clusters)
-        k = clusters * S
-    else:  # any partition of the hours gives valid cuts: keep the master's width independent of S
-        labels = load_clusters(inst, clusters)
-        k = clusters
-    cuts = _Cuts(inst, labels, k, risk if risky else None)
+    segments = CapacitySegments.of(inst)
+    G = segments.count
+    # with risk the CVaR rows need each scenario's cost, so clusters never mix scenarios; without
+    # it any partition of the hours gives valid cuts, and the master's width stays independent of S
+    per_segment = max(1 if G > 1 else 2, -(-clusters // (G * (S if risky else 1))))
+    cuts = _Cuts(inst, segments, per_segment, risky, risk if risky else None)
     limits = list(limits or [])
-    rows = _static_rows(inst, k, clusters, risk if risky else None, limits) if risky or limits else None
+    upper_bound = inst.dec_upper.copy()
+    caps = capacity_caps(segments) if capacity_caps is not None else None
+    if caps is not None:  # no decision holds more than the capacity of any segment it is active in
+        link = segments.link.tocoo()
+        np.minimum.at(upper_bound, link.col, caps[link.row])
+    model = _master(inst, segments, cuts, risk if risky else None, limits, upper_bound, caps)
 
     def feasible(x: np.ndarray) -> bool:
+        if caps is not None and np.any(segments.link @ x > caps + 1e-9 * np.maximum(1.0, caps)):
+            return False
         return all(lim.holds(x) for lim in limits)
     if backend == "highs":
         # two live masters: the trust-region one moves its bounds every iteration; the unboxed one,
         # which certifies the lower bound, keeps its bounds and so warm-starts well
-        master, bound_master = _HighsMaster(inst, k, np.zeros(k), rows), _HighsMaster(inst, k, np.zeros(k), rows)
+        master, bound_master = HighsMaster(model), HighsMaster(model)
     else:
-        master = bound_master = _GenericMaster(inst, k, np.zeros(k), backend, rows)
-    upper_bound = inst.dec_upper.copy()
+        master = bound_master = GenericMaster(model, backend)
 
     polish = NewsvendorLevels(inst)
     last_e = [None]
 
-    def add(rows: np.ndarray, rhs: np.ndarray) -> None:
+    def add(rows: sp.csr_matrix, rhs: np.ndarray) -> None:
         master.add_cuts(rows, rhs)
         if bound_master is not master:
             bound_master.add_cuts(rows, rhs)
 
-    key = (k, labels.tobytes().__hash__())
+    key = cuts.key
     if cut_pool is not None:
         if cut_pool.get("key") != key:
             cut_pool.clear()
@@ -352,10 +237,10 @@ def solve_decomposition(
             add(rows_, rhs_)
 
     def probe(x: np.ndarray) -> float:
-        F, values, grads, e = cuts.at(x)
-        add(-grads, values - grads @ x)
+        F, grads, rhs, e = cuts.at(x)
+        add(grads, rhs)
         if cut_pool is not None:
-            cut_pool["rows"].append((-grads, values - grads @ x))
+            cut_pool["rows"].append((grads, rhs))
             del cut_pool["rows"][:-40]  # the latest iterations' cuts: enough to restart near the optimum
         last_e[0] = e
         return F

@@ -33,8 +33,9 @@ def bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals
 
 
 def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, duals):
-    """Return residual (H,P), sp_used (H,S), on_demand_hourly (H,), e (H,P), pi (H,P), lam (H,S).
+    """Return residual (H,P), sp_used (H,S), on_demand_hourly (H,), e (H,P), pi (H,P), lam (H,S), sp_need (H,S).
 
+    ``sp_need`` is the $ of eligible usage reaching each layer (what it would use with no limit).
     ``e`` is the cost of one more unit of a pool's usage above its reservations, ``pi`` the same
     where usage exceeds the reservations (else 0: more reservation would not help that hour), and
     ``lam`` each layer's price of commitment. They are only filled when ``duals`` is true.
@@ -43,6 +44,7 @@ def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, dual
     S = layer_ptr.shape[0] - 1
     residual = np.empty((H, P))
     sp_used = np.zeros((H, S))
+    sp_need = np.zeros((H, S))
     od_hourly = np.zeros(H)
     e = np.zeros((H, P)) if duals else np.zeros((1, 1))
     pi = np.zeros((H, P)) if duals else np.zeros((1, 1))
@@ -57,6 +59,7 @@ def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, dual
         for s in range(S):
             cap = sp_cap[t, s]
             spent = 0.0
+            arriving = 0.0
             for k in range(layer_ptr[s], layer_ptr[s + 1]):
                 p = layer_pools[k]
                 a = layer_rates[k]
@@ -64,6 +67,7 @@ def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, dual
                 if units <= 0.0:
                     continue
                 need = units * a
+                arriving += need
                 if need <= cap:
                     cap -= need
                     spent += need
@@ -76,6 +80,7 @@ def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, dual
                     res[p] = rest
                     left[k] = rest > 1e-9 * (units if units > 1.0 else 1.0)
             sp_used[t, s] = spent
+            sp_need[t, s] = arriving
         total = 0.0
         for p in range(P):
             total += res[p] * od[p]
@@ -99,7 +104,7 @@ def _bill_hours(u, ri_cap, sp_cap, od, layer_ptr, layer_pools, layer_rates, dual
                         et[p] = price
             for p in range(P):
                 pi[t, p] = et[p] if u[t, p] > ri_cap[t, p] else 0.0
-    return residual, sp_used, od_hourly, e, pi, lam
+    return residual, sp_used, od_hourly, e, pi, lam, sp_need
 
 
 _bill_hours_serial = njit(cache=True)(_as(_bill_hours, "_bill_hours_serial"))

@@ -8,8 +8,10 @@ from its value and gradient at a point:
 - coverage ≤ max: the tangent row is an inner approximation (a concave function lies below its
   tangent), so the plan stays feasible; it is re-drawn at each new plan (convex–concave
   iterations, a local optimum of the restricted problem);
-- utilization ≥ floor for each new commitment in a named scenario: tangent rows of
-  ``floor·capacity_j − used_j(x)`` in the commitments sharing its pool or savings-plan layer.
+- utilization ≥ floor for each new commitment in a named scenario: for reservations, a cap on the
+  pool's reserved capacity in every time segment (:func:`reservation_caps`, exact and convex);
+  for savings plans, whose fill also depends on the reservations below them, tangent rows of
+  ``floor·capacity_j − used_j(x)`` in the commitments sharing the layer.
 
 Coverage is the one the plan reports: the probability-weighted mean over scenarios of covered
 on-demand-equivalent $ over all on-demand-equivalent $.
@@ -17,6 +19,7 @@ on-demand-equivalent $ over all on-demand-equivalent $.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,6 +28,7 @@ import scipy.sparse as sp
 from solver.coverage import Coverage, cluster_gradients, evaluate
 from solver.decomposition import LinearLimit
 from solver.instance import Instance
+from solver.segments import CapacitySegments
 
 
 @dataclass(frozen=True)
@@ -65,68 +69,21 @@ class Measures:
         return self.coverage(x, cov), -(self.weights * self.scale) @ grads
 
     def utilization(self, x: np.ndarray, scenario: int, cov: Coverage | None = None) -> np.ndarray:
-        """Utilization of each decision in ``scenario`` (nan where nothing is bought)."""
-        return self._utilization(x, scenario, cov or self.evaluate(x))[0]
-
-    def _rows(self, scenario: int, a: int, b: int) -> np.ndarray:
+        """Utilization of each decision in ``scenario`` over its active hours (nan where nothing is bought)."""
         inst = self.inst
-        first = scenario * inst.horizon
-        return np.arange(first + a, first + b)
-
-    def _utilization(self, x: np.ndarray, scenario: int, cov: Coverage):
-        """Per decision: utilization, and per hour of its span the fill ratio m_t and dm_t/dcapacity."""
-        inst = self.inst
+        cov = cov or self.evaluate(x)
         out = np.full(inst.n_decisions, np.nan)
-        parts = {}
+        first = scenario * inst.horizon
         for j in np.flatnonzero(x > 1e-12):
-            rows = self._rows(scenario, inst.dec_start[j], inst.dec_end[j])
+            rows = slice(first + int(inst.dec_start[j]), first + int(inst.dec_end[j]))
             t = inst.dec_target[j]
             if inst.dec_kind[j] == 0:
                 cap, load = cov.ri_cap[rows, t], inst.u[rows, t]
             else:
                 cap, load = cov.sp_cap[rows, t], cov.sp_used[rows, t]
             m = np.where(cap > 0, np.minimum(1.0, np.divide(load, cap, out=np.ones_like(cap), where=cap > 0)), 1.0)
-            dm = np.where((cap > 0) & (load < cap * (1 - 1e-12)), -np.divide(load, cap**2, out=np.zeros_like(cap), where=cap > 0), 0.0)
             out[j] = float(m.mean()) if len(m) else np.nan
-            parts[j] = (m, dm)
-        return out, parts
-
-    def floor_rows(self, x: np.ndarray, floor: float, scenario: int, margin: float = 1e-6) -> list[LinearLimit]:
-        """Tangent rows of ``floor·T·X_g − used_g(x) ≤ 0`` for each group g below the floor.
-
-        A group is the decisions of one pool (or savings-plan layer) over the same hours: they
-        share capacity pro rata, so their utilization is one number, and a row on their sum keeps
-        the plan from trading one payment option for another just to dodge the row.
-        """
-        inst = self.inst
-        cov = self.evaluate(x)
-        util, parts = self._utilization(x, scenario, cov)
-        aim = min(1.0, floor + margin)  # a little inside, so the plan meets the floor itself; buying nothing meets every row
-        groups: dict[tuple[int, int, int, int], list[int]] = {}
-        for j in np.flatnonzero(~np.isnan(util)):
-            groups.setdefault((int(inst.dec_kind[j]), int(inst.dec_target[j]), int(inst.dec_start[j]), int(inst.dec_end[j])), []).append(j)
-        rows = []
-        for (kind, target, a, b), members in groups.items():
-            X = float(x[members].sum())
-            j = members[0]
-            if util[j] >= floor - 1e-9 or X <= 1e-3 * float(inst.dec_increment[j]):
-                continue
-            m, dm = parts[j]
-            T = b - a
-            g = np.zeros(inst.n_decisions)
-            cum = np.r_[0.0, np.cumsum(dm)]
-            for k in np.flatnonzero((inst.dec_kind == kind) & (inst.dec_target == target)):
-                lo, hi = max(a, int(inst.dec_start[k])) - a, min(b, int(inst.dec_end[k])) - a
-                if hi > lo:  # d used_g / d x_k through the shared capacity over the overlap of spans
-                    g[k] += X * (cum[hi] - cum[lo])
-            g[members] += m.sum()
-            grad_h = -g
-            grad_h[members] += aim * T
-            h_hat = aim * T * X - X * m.sum()
-            what = inst.usage.pools[target] if kind == 0 else inst.layers[target].offering
-            rows.append(LinearLimit(f"utilization of {what} bought at hour {a} ≥ {floor:.0%}",
-                                    grad_h, max(0.0, float(grad_h @ x - h_hat))))
-        return rows
+        return out
 
     def meets(self, x: np.ndarray, targets: LimitTargets, tol: float = 1e-7) -> bool:
         cov = self.evaluate(x)
@@ -168,3 +125,67 @@ def scale_to_coverage(measures: Measures, x: np.ndarray, target: float, iteratio
         else:
             hi = mid
     return lo * x
+
+
+class FloorCaps:
+    """Utilization floors as capacity caps per time segment, for :func:`solve_decomposition`.
+
+    Every commitment active on a pool (or savings-plan layer) fills pro rata, existing ones too:
+    in hour t each unit is used min(1, load_t / capacity_t). The mean fill over a segment's hours
+    in the named scenario falls as the capacity rises, so the floor holds in the segment exactly
+    when the capacity added is at most a level found by bisection. Holding it in every segment
+    (month) of a commitment's life holds it over the life: the floor is kept month by month, a
+    little stricter than over the whole term, and in exchange it is a convex limit.
+
+    A reservation's load is its pool's usage: its caps are exact. A savings plan's load is the
+    eligible usage left by the reservations and narrower plans below it, which depends on the plan:
+    its caps are drawn at ``point`` (a fixed-point iteration re-draws them at each new plan; at
+    ``point`` = 0 they are the loosest any plan can have, a valid relaxation).
+    """
+
+    def __init__(self, inst: Instance, floor: float, scenario: int, margin: float = 1e-6):
+        self.inst, self.aim = inst, min(1.0, floor + margin)
+        self.in_scenario = inst.hour_scenario == scenario
+        self.point = np.zeros(inst.n_decisions)
+        self._need: tuple[bytes, np.ndarray] | None = None
+
+    def layer_load(self) -> np.ndarray:
+        """$ of eligible usage reaching each savings-plan layer at ``point`` (hours × layers)."""
+        key = self.point.tobytes()
+        if self._need is None or self._need[0] != key:
+            self._need = (key, evaluate(self.inst, self.point, duals=False).sp_need)
+        return self._need[1]
+
+    def __call__(self, segments: CapacitySegments) -> np.ndarray:
+        inst = self.inst
+        out = np.full(segments.m, np.inf)
+        for g in np.unique(segments.col_segment):
+            hours = np.flatnonzero(self.in_scenario & (segments.hour_segment == g))
+            if not len(hours):
+                continue
+            for kind, load, existing in ((0, inst.u, inst.existing_ri), (1, None, inst.existing_sp)):
+                cols = np.flatnonzero((segments.col_segment == g) & (segments.col_kind == kind))
+                if len(cols):
+                    load = self.layer_load() if load is None else load
+                    targets = segments.col_target[cols]
+                    out[cols] = _fill_level(load[np.ix_(hours, targets)], existing[np.ix_(hours, targets)], self.aim)
+        return out
+
+
+def _fill_level(u: np.ndarray, existing: np.ndarray, aim: float, iterations: int = 50) -> np.ndarray:
+    """Per column: the largest added capacity C ≥ 0 with mean_t min(1, u_t / (existing_t + C)) ≥ aim
+    (inf when even the peak usage's capacity keeps it; 0 when nothing added does)."""
+    def fill(c: np.ndarray) -> np.ndarray:
+        cap = existing + c
+        return np.where(cap > 0, np.minimum(1.0, np.divide(u, cap, out=np.ones_like(u), where=cap > 0)), 1.0).mean(axis=0)
+
+    lo = np.zeros(u.shape[1])
+    hi = (u.max(axis=0) if len(u) else lo) + 1e-9  # above the peak, so no usage at all gives a cap of 0
+    out = np.where(fill(hi) >= aim, np.inf, 0.0)
+    search = np.isfinite(out) & (fill(lo) >= aim)
+    hi = np.where(search, hi, 0.0)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        ok = fill(mid) >= aim
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return np.where(search, lo, out)

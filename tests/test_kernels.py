@@ -20,7 +20,7 @@ def test_kernel_matches_numpy_reference(seed):
     inst = build_instance(usage, prices, existing_for(usage, prices))
     x = rng.uniform(0, 1, inst.n_decisions) * inst.dec_upper * rng.choice([0, 1], inst.n_decisions)
     fast, ref = evaluate(inst, x), evaluate_numpy(inst, x)
-    for name in ("residual", "sp_used", "on_demand_hourly", "e", "pi", "lam"):
+    for name in ("residual", "sp_used", "on_demand_hourly", "e", "pi", "lam", "sp_need"):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-9, atol=1e-9, err_msg=name)
 
 
