@@ -8,8 +8,10 @@ forecasts ``--scenarios`` scenarios over ``--months`` months and optimizes with 
 limit is on: a CVaR limit, a coverage band, a utilization floor in the low scenario, an upfront
 budget, a 3-year share, monthly purchase dates with caps on commitment bought and expiring per month,
 and a cost of capital. Each limit is a tightening of the unconstrained plan's figure (caps at 75–80%
-of its $/h, 70% of its upfront, coverage within −15/+5 points, CVaR within +5%); if they cannot all
-hold together, the run ends with the conflict explanation. Reported: seconds (forecast + solve + figures), peak memory, and the plan's figures.
+of its $/h, 70% of its upfront, coverage within −15/+5 points, a utilization floor of 80%) and the
+CVaR limit 0.5% below the CVaR of the cheapest plan under the others, so that it binds. Reported: seconds of the
+every-limit plan (forecast + solve + figures; the plans that set its limits are not timed), peak
+memory, and the plans' figures.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from models.errors import PlanningError
 from models.policy import Policy
 from models.readers import read_price_book, read_usage
 from scenarios.sample_estate import generate_estate
@@ -47,14 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     t_free = time.perf_counter() - t0
     hourly = sum(p.quantity * book.offerings[p.offering].hourly_cost_per_unit() for p in free.purchases)
     upfront = sum(p.upfront_cost for p in free.purchases)
-    policy = Policy(  # every limit present; each one tightened from the unconstrained plan, jointly feasible
+    limits = dict(  # each a tightening of the unconstrained plan's figure
         ladder_months=args.months, max_monthly_purchase=0.75 * hourly, max_monthly_expiry=0.8 * hourly,
         upfront_budget=0.7 * upfront, max_three_year_share=0.6, coverage_min=max(0.0, free.summary.coverage - 0.15),
-        coverage_max=min(1.0, free.summary.coverage + 0.05), utilization_floor=0.8, cvar_limit=free.risk.cvar_cost * 1.05,
-        cost_of_capital=0.08, alpha=0.9,
+        coverage_max=min(1.0, free.summary.coverage + 0.05), utilization_floor=0.8, cost_of_capital=0.08, alpha=0.9,
     )
+    # the CVaR limit 0.5% below the CVaR of the cheapest plan under the other limits: it binds
+    others = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=Policy(**limits))
+    policy = Policy(**limits, cvar_limit=0.995 * others.risk.cvar_cost)
     t0 = time.perf_counter()
-    plan = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=policy)
+    try:
+        plan = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=policy)
+    except PlanningError as e:
+        plan, failure = None, str(e)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     text = "\n".join([
@@ -64,8 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|---|---|---|---|",
         f"| no limits (ladder only) | {t_free:.1f} | {len(free.purchases)} | {free.summary.expected_savings:,.0f} | "
         f"{free.summary.effective_savings_rate:.1%} | {free.summary.coverage:.1%} | {free.risk.cvar_cost:,.0f} | {free.solve.status} |",
-        f"| every limit | {seconds:.1f} | {len(plan.purchases)} | {plan.summary.expected_savings:,.0f} | "
-        f"{plan.summary.effective_savings_rate:.1%} | {plan.summary.coverage:.1%} | {plan.risk.cvar_cost:,.0f} | {plan.solve.status} |",
+        f"| every limit but CVaR (untimed) | – | {len(others.purchases)} | {others.summary.expected_savings:,.0f} | "
+        f"{others.summary.effective_savings_rate:.1%} | {others.summary.coverage:.1%} | {others.risk.cvar_cost:,.0f} | {others.solve.status} |",
+        (f"| every limit | {seconds:.1f} | {len(plan.purchases)} | {plan.summary.expected_savings:,.0f} | "
+         f"{plan.summary.effective_savings_rate:.1%} | {plan.summary.coverage:.1%} | {plan.risk.cvar_cost:,.0f} | {plan.solve.status} |")
+        if plan is not None else f"| every limit | {seconds:.1f} | – | – | – | – | – | no plan: {failure} |",
         "",
         f"Peak memory {peak:,.0f} MB. Policy: {policy.model_dump(exclude_defaults=True)}",
         "",

@@ -34,6 +34,14 @@ class Problem:
     risk: RiskSpec | None = None
     cvar_limit: float | None = None
     alpha: float = 0.95
+    caps: FloorCaps | None = field(default=None, repr=False)  # utilization floors; their savings-plan
+    # caps are a fixed point that every solve of the problem (each risk weight) carries on from
+
+    def floor_caps(self) -> FloorCaps | None:
+        t = self.targets
+        if t.utilization_floor is not None and self.caps is None:
+            self.caps = FloorCaps(self.nominal, t.utilization_floor, t.utilization_scenario)
+        return self.caps
 
     @property
     def weights(self) -> np.ndarray:
@@ -59,7 +67,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     inner: list[LinearLimit] = []
     res, prev, best = None, None, None
     pool: dict = {}  # cuts carried from round to round: the objective is the same, only the rows change
-    caps = FloorCaps(problem.nominal, t.utilization_floor, t.utilization_scenario) if t.utilization_floor is not None else None
+    caps = problem.floor_caps()
     for rounds in range(1, max_rounds + 1):
         try:
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
@@ -107,17 +115,13 @@ def _feasible(problem: Problem, measures: Measures | None, cvar_limit: float | N
             return False
         if measures is not None and not measures.meets(q, problem.targets, tol=1e-9):
             return False
-        if cvar_limit is not None:
-            inst = problem.objective
-            costs = scenario_costs(inst, q, evaluate(inst, q, duals=False))
-            if cvar(costs, problem.weights, problem.alpha) > cvar_limit * (1 + 1e-9):
-                return False
-        return True
+        return cvar_limit is None or _cvar_of(problem, q) <= cvar_limit * (1 + 1e-9)
     return check
 
 
 def _cvar_of(problem: Problem, x: np.ndarray) -> float:
-    inst = problem.objective
+    """CVaR of the nominal cost (the limit is in $ as billed, whatever the objective discounts)."""
+    inst = problem.nominal
     return cvar(scenario_costs(inst, x, evaluate(inst, x, duals=False)), problem.weights, problem.alpha)
 
 
@@ -136,7 +140,7 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
     measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
     feasible = _feasible(problem, measures, problem.cvar_limit)
     q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
-                                    feasible=feasible)
+                                    feasible=feasible, limits=[lim.coefficients for lim in problem.limits])
     if not np.isfinite(objective):
         raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
                             "loosen the tightest limit by an increment")

@@ -73,9 +73,14 @@ def round_quantities(
     inst: Instance, x: np.ndarray, time_budget: float = 30.0, max_sweeps: int = 20,
     objective: Callable[[np.ndarray], float] | None = None,
     feasible: Callable[[np.ndarray], bool] | None = None,
+    limits: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Sellable quantities near x minimizing ``objective`` (default: the total cost) among those
-    ``feasible`` accepts (limits such as an upfront budget; moves that break one are never taken)."""
+    ``feasible`` accepts (limits such as an upfront budget; moves that break one are never taken).
+
+    ``limits``: coefficients of linear limits ``a·q ≤ b``; when rounding to nearest breaks a limit,
+    a start that rounds each offering in the direction that lowers ``a·q`` is tried (a share of
+    3-year terms needs long terms rounded down and short ones up)."""
     base_cost = objective or (lambda q: total_cost(inst, q))
     cost_of = base_cost if feasible is None else (lambda q: base_cost(q) if feasible(q) else np.inf)
     inc = inst.dec_increment
@@ -83,10 +88,14 @@ def round_quantities(
     if feasible is not None and not feasible(q):
         # nearest first; rounding down meets caps and utilization floors, up meets a coverage minimum
         x = np.asarray(x, float)
-        for trial in (np.maximum(np.floor(x / inc + 1e-9), 0.0) * inc, np.ceil(x / inc - 1e-9) * inc, np.zeros_like(q)):
+        down, up = np.maximum(np.floor(x / inc + 1e-9), 0.0) * inc, np.ceil(x / inc - 1e-9) * inc
+        trials = [down] + [np.where(a > 0, down, np.where(a < 0, up, q)) for a in limits or []] + [up, np.zeros_like(q)]
+        for trial in trials:
             if feasible(trial):
                 q = trial
                 break
+        else:
+            return q, np.inf
     best = cost_of(q)
     deadline = time.perf_counter() + time_budget
     everything = np.arange(inst.n_decisions)

@@ -121,6 +121,20 @@ def test_cvar_limit_holds_recomputed_from_the_simulator_and_costs_the_least_need
     assert free.expected_cost - 1e-6 <= res.expected_cost <= averse.expected_cost + 1e-6
 
 
+def test_cvar_limit_holds_on_the_billed_cost_when_the_objective_is_discounted():
+    """With a cost of capital the optimizer minimizes present value, but the CVaR limit is in $ as
+    billed: the simulator's nominal bills must meet it."""
+    scenarios, w, prices = _case(7, scenarios=5)
+    free = solve_expected_cost(scenarios, w, prices, policy=Policy(cost_of_capital=0.3))
+    free_cvar = cvar(np.array([b.total_cost for b in _bills(free, scenarios, prices)]), w, 0.8)
+    averse = solve_expected_cost(scenarios, w, prices, policy=Policy(risk_weight=50, alpha=0.8, cost_of_capital=0.3))
+    assert averse.cvar < free_cvar - 1e-6, "the case must have risk to trade"
+    limit = free_cvar - 0.1 * (free_cvar - averse.cvar)  # just below the free plan's: its present value would pass
+    res = solve_expected_cost(scenarios, w, prices, policy=Policy(cvar_limit=limit, alpha=0.8, cost_of_capital=0.3))
+    recomputed = cvar(np.array([b.total_cost for b in _bills(res, scenarios, prices)]), w, 0.8)
+    assert recomputed <= limit * (1 + 1e-9)
+
+
 def test_conflicting_limits_are_explained_as_the_smallest_set():
     scenarios, w, prices = _case(8)
     policy = Policy(coverage_min=0.95, allowed_payments=["all_upfront"], upfront_budget=10.0,
