@@ -22,7 +22,7 @@ import numpy as np
 from models import Commitment, PriceBook
 from models.policy import Policy
 from models.errors import PlanningError
-from solver.constrained import Infeasible, Problem, Solution, least_cvar, solve_problem, solve_rows
+from solver.constrained import Infeasible, Problem, Solution, least_cvar, least_cvar_reason, solve_problem, solve_rows
 from solver.decomposition import RiskSpec
 from solver.instance import Instance
 from solver.nonlinear_limits import Measures
@@ -95,12 +95,13 @@ class _Oracle:
         if "coverage_min" in keys and self.most_coverage(keys) < p.coverage_min - 1e-6:
             return False
         if "cvar_limit" in keys:
+            problem = self._problem(keys)
             try:
-                least = least_cvar(self._problem(keys), self.backend)
+                least = least_cvar(problem, self.backend)
             except Infeasible:  # the other limits already conflict
                 return False
             if least > p.cvar_limit:
-                self.reasons[frozenset(keys)] = f"the least CVaR any plan reaches is {least:,.2f} $"
+                self.reasons[frozenset(keys)] = least_cvar_reason(problem, least)
                 return False
         return True
 

@@ -156,9 +156,9 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
     base = problem.risk.weight if problem.risk else 0.0
     hi = 1000.0
     res, rounds = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=hi), backend, gap, res0.x)
-    least = _cvar_of(problem, res.x)
+    least = min(_cvar_of(problem, res.x), _cvar_of(problem, res0.x))
     if least > problem.cvar_limit:
-        raise Infeasible(f"the least CVaR any plan reaches is {least:,.2f} $")
+        raise Infeasible(least_cvar_reason(problem, least))
     best = (res, rounds, RiskSpec(alpha=problem.alpha, weight=hi))
     lo = max(base, 1e-3)
     for _ in range(bisections):
@@ -172,6 +172,14 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
         else:
             lo = mid
     return best
+
+
+def least_cvar_reason(problem: Problem, least: float) -> str:
+    """Why a CVaR limit fails. Without utilization floors the problem is convex and the least CVaR
+    is certain; with them the savings plans' caps are a fixed point, so it is the least found."""
+    if problem.targets.utilization_floor is None:
+        return f"the least CVaR any plan reaches is {least:,.2f} $"
+    return f"the least CVaR the optimizer reached with the utilization floor is {least:,.2f} $"
 
 
 def least_cvar(problem: Problem, backend: str = "highs", gap: float = 1e-5) -> float:
