@@ -11,13 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from models.errors import PlanningError
 from solver.coverage import evaluate
 from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
 from solver.instance import Instance
 from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, scale_to_coverage
+from solver.purchase_value import marginal_values
+from solver.repair import repair
 from solver.rounding import round_quantities
+from solver.segments import CapacitySegments
 
 COVERAGE_MARGIN = 1e-5  # min-coverage rows aim this far inside, so the continuous plan meets the limit exactly
 
@@ -140,11 +144,45 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
     measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
     feasible = _feasible(problem, measures, problem.cvar_limit)
     q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
-                                    feasible=feasible, limits=[lim.coefficients for lim in problem.limits])
+                                    feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
+                                    repair=lambda x: _repair(problem, measures, feasible, x))
     if not np.isfinite(objective):
         raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
                             "loosen the tightest limit by an increment")
     return Solution(q, res.x, res, objective, risk, rounds, notes)
+
+
+def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray) -> np.ndarray | None:
+    """A floor-or-ceil start meeting the linear limits, the linearized coverage band and the floor caps."""
+    inst, t = problem.nominal, problem.targets
+    blocks = [sp.csr_matrix(np.array([lim.coefficients for lim in problem.limits]))] if problem.limits else []
+    bounds = [np.array([lim.bound for lim in problem.limits])] if problem.limits else []
+    caps = problem.floor_caps()
+    if caps is not None:
+        segments = CapacitySegments.of(inst)
+        cap = caps(segments)
+        finite = np.flatnonzero(np.isfinite(cap))
+        blocks.append(segments.link[finite])
+        bounds.append(cap[finite])
+    c, g = measures.coverage_gradient(x) if measures is not None and (t.coverage_min or t.coverage_max) else (0.0, None)
+
+    def rows(margin: float):
+        A, b = list(blocks), list(bounds)
+        if g is not None and t.coverage_min is not None:
+            A.append(sp.csr_matrix(-g[None, :]))
+            b.append(np.array([c - g @ x - t.coverage_min - margin]))
+        if g is not None and t.coverage_max is not None:
+            A.append(sp.csr_matrix(g[None, :]))
+            b.append(np.array([t.coverage_max - c + g @ x]))
+        if not A:
+            return sp.csr_matrix((0, inst.n_decisions)), np.zeros(0)
+        return sp.vstack(A).tocsr(), np.concatenate(b)
+
+    def shortfall(q: np.ndarray) -> float:
+        return 0.0 if t.coverage_min is None or measures is None else t.coverage_min - measures.coverage(q)
+
+    cost = -marginal_values(problem.objective, x)
+    return repair(np.asarray(x, float), inst.dec_increment, cost, rows, feasible, shortfall)
 
 
 def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int):

@@ -74,13 +74,15 @@ def round_quantities(
     objective: Callable[[np.ndarray], float] | None = None,
     feasible: Callable[[np.ndarray], bool] | None = None,
     limits: list[np.ndarray] | None = None,
+    repair: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Sellable quantities near x minimizing ``objective`` (default: the total cost) among those
     ``feasible`` accepts (limits such as an upfront budget; moves that break one are never taken).
 
     ``limits``: coefficients of linear limits ``a·q ≤ b``; when rounding to nearest breaks a limit,
     a start that rounds each offering in the direction that lowers ``a·q`` is tried (a share of
-    3-year terms needs long terms rounded down and short ones up)."""
+    3-year terms needs long terms rounded down and short ones up); ``repair`` gives a start meeting
+    every limit at once (:mod:`solver.repair`), tried first."""
     base_cost = objective or (lambda q: total_cost(inst, q))
     cost_of = base_cost if feasible is None else (lambda q: base_cost(q) if feasible(q) else np.inf)
     inc = inst.dec_increment
@@ -90,8 +92,8 @@ def round_quantities(
         x = np.asarray(x, float)
         down, up = np.maximum(np.floor(x / inc + 1e-9), 0.0) * inc, np.ceil(x / inc - 1e-9) * inc
         trials = [down] + [np.where(a > 0, down, np.where(a < 0, up, q)) for a in limits or []] + [up, np.zeros_like(q)]
-        for trial in trials:
-            if feasible(trial):
+        for trial in ([repair(x)] if repair is not None else []) + trials:
+            if trial is not None and feasible(trial):
                 q = trial
                 break
         else:
