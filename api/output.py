@@ -128,7 +128,7 @@ def risk_table(plan: Plan) -> Table:
     t.add_column("figure"); t.add_column("value", justify="right")
     rows = [
         ("savings P10 / P50 / P90", f"{money(r.savings_p10)} / {money(r.savings_p50)} / {money(r.savings_p90)}"),
-        (f"CVaR {r.alpha:.0%} of cost (mean of the worst {1 - r.alpha:.0%})", money(r.cvar_cost)),
+        (f"CVaR {r.alpha:.0%} of cost (mean of the worst {1 - r.alpha:.0%}, {r.cvar_basis})", money(r.cvar_cost)),
         ("worst-case idle commitment", money(r.worst_idle_commitment)),
         ("risk weight on CVaR", f"{r.weight:g}"),
         ("forecast", f"{r.forecast_model}, holdout WAPE {r.forecast_wape:.1%}" if r.forecast_wape is not None else r.forecast_model),

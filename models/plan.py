@@ -78,6 +78,7 @@ class RiskFigures(BaseModel):
     alpha: float
     weight: float
     cvar_cost: float
+    cvar_basis: str = "as billed"  # or "present value at R a year" when the policy states a cost of capital
     savings_p10: float
     savings_p50: float
     savings_p90: float

@@ -77,7 +77,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
                                       limits=problem.limits + outer + inner, x0=x0, cut_pool=pool, capacity_caps=caps)
         except RuntimeError as e:  # the master LP is infeasible
-            if caps is not None and np.any(caps.point):  # savings-plan caps drawn at a plan: retry with the loosest
+            if caps is not None and not caps.frozen and np.any(caps.point):  # savings-plan caps drawn at a plan: retry with the loosest
                 caps.point = np.zeros_like(caps.point)
                 continue
             raise Infeasible(str(e)) from None
@@ -90,7 +90,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
         if t.coverage_min is not None and measures.coverage(x) < t.coverage_min:
             outer.append(coverage_min_row(measures, x, t.coverage_min + COVERAGE_MARGIN))
             changed = True
-        if caps is not None and not measures.meets(x, replace(t, coverage_min=None, coverage_max=None), tol=1e-6) \
+        if caps is not None and not caps.frozen and not measures.meets(x, replace(t, coverage_min=None, coverage_max=None), tol=1e-6) \
                 and not np.allclose(caps.point, x):
             caps.point = x.copy()  # the savings plans' load moved with the plan: re-draw their caps there
             changed = True
@@ -119,14 +119,15 @@ def _feasible(problem: Problem, measures: Measures | None, cvar_limit: float | N
             return False
         if measures is not None and not measures.meets(q, problem.targets, tol=1e-9):
             return False
-        return cvar_limit is None or _cvar_of(problem, q) <= cvar_limit * (1 + 1e-9)
+        return cvar_limit is None or cvar_of(problem, q) <= cvar_limit * (1 + 1e-9)
     return check
 
 
-def _cvar_of(problem: Problem, x: np.ndarray) -> float:
-    """CVaR of the nominal cost (the limit is in $ as billed, whatever the objective discounts)."""
-    inst = problem.nominal
-    return cvar(scenario_costs(inst, x, evaluate(inst, x, duals=False)), problem.weights, problem.alpha)
+def cvar_of(problem: Problem, x: np.ndarray, alpha: float | None = None) -> float:
+    """CVaR of the cost the objective counts: as billed, or its present value with a cost of capital
+    (the risk weight and the CVaR limit then both speak of present values, as the plan reports)."""
+    inst = problem.objective
+    return cvar(scenario_costs(inst, x, evaluate(inst, x, duals=False)), problem.weights, problem.alpha if alpha is None else alpha)
 
 
 def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, bisections: int = 12) -> Solution:
@@ -136,7 +137,7 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
     try:
         res, rounds = solve_rows(problem, problem.risk, backend, gap, None)
         risk = problem.risk
-        if problem.cvar_limit is not None and _cvar_of(problem, res.x) > problem.cvar_limit:
+        if problem.cvar_limit is not None and cvar_of(problem, res.x) > problem.cvar_limit:
             res, rounds, risk = _meet_cvar(problem, backend, gap, res, bisections)
             notes.append(f"the CVaR limit is met with a risk weight of {risk.weight:.4g} on CVaR")
     except Infeasible as e:
@@ -185,16 +186,39 @@ def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray
     return repair(np.asarray(x, float), inst.dec_increment, cost, rows, feasible, shortfall)
 
 
-def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int):
+def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int, redraws: int = 3):
     """The least CVaR weight β (to a factor of ``1.5``) whose plan meets the CVaR limit.
 
-    β = 1,000 makes the objective CVaR with expected cost only breaking ties: if even that plan
-    misses the limit, no plan meets it. Bisection then runs on log β from there down.
+    With a utilization floor the savings plans' caps are frozen during the search, so every risk
+    weight faces the same convex set and CVaR falls monotonically as β rises; if the chosen plan
+    then misses a floor (its reservations took load from the savings plans), the caps are re-drawn
+    there and the search repeats.
     """
+    caps = problem.floor_caps()
+    floors_only = replace(problem.targets, coverage_min=None, coverage_max=None)
+    measures = Measures(problem.nominal, problem.weights) if caps is not None else None
+    for _ in range(redraws):
+        if caps is not None:
+            caps.frozen = True
+        try:
+            best = _bisect_cvar(problem, backend, gap, res0, bisections)
+        finally:
+            if caps is not None:
+                caps.frozen = False
+        if caps is None or measures.meets(best[0].x, floors_only, tol=1e-6):
+            return best
+        caps.point = best[0].x.copy()
+        res0 = best[0]
+    return best
+
+
+def _bisect_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int):
+    """β = 1,000 makes the objective CVaR with expected cost only breaking ties: if even that plan
+    misses the limit, no plan meets it. Bisection then runs on log β from there down."""
     base = problem.risk.weight if problem.risk else 0.0
     hi = 1000.0
     res, rounds = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=hi), backend, gap, res0.x)
-    least = min(_cvar_of(problem, res.x), _cvar_of(problem, res0.x))
+    least = min(cvar_of(problem, res.x), cvar_of(problem, res0.x))
     if least > problem.cvar_limit:
         raise Infeasible(least_cvar_reason(problem, least))
     best = (res, rounds, RiskSpec(alpha=problem.alpha, weight=hi))
@@ -205,7 +229,7 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
         mid = float(np.sqrt(lo * hi))
         risk = RiskSpec(alpha=problem.alpha, weight=mid)
         res, rounds = solve_rows(problem, risk, backend, gap, best[0].x)
-        if _cvar_of(problem, res.x) <= problem.cvar_limit:
+        if cvar_of(problem, res.x) <= problem.cvar_limit:
             hi, best = mid, (res, rounds, risk)
         else:
             lo = mid
@@ -221,6 +245,19 @@ def least_cvar_reason(problem: Problem, least: float) -> str:
 
 
 def least_cvar(problem: Problem, backend: str = "highs", gap: float = 1e-5) -> float:
-    """The CVaR of the plan that (nearly) minimizes CVaR under the other limits (β = 1,000)."""
-    res, _ = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=1000.0), backend, gap, None)
-    return _cvar_of(problem, res.x)
+    """The CVaR of the plan that (nearly) minimizes CVaR under the other limits (β = 1,000).
+
+    With a utilization floor, the savings plans' caps are first drawn at the risk-neutral plan and
+    frozen, as :func:`solve_problem` does before it searches for a CVaR limit's weight."""
+    caps = problem.floor_caps()
+    x0, neutral = None, np.inf
+    if caps is not None:
+        res0, _ = solve_rows(problem, problem.risk, backend, gap, None)
+        x0, neutral = res0.x, cvar_of(problem, res0.x)
+        caps.frozen = True
+    try:
+        res, _ = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=1000.0), backend, gap, x0)
+    finally:
+        if caps is not None:
+            caps.frozen = False
+    return min(cvar_of(problem, res.x), neutral)

@@ -92,7 +92,7 @@ def plan_for_history(
             break_even_utilization=float(break_even[j]), marginal_value=float(marginal[j]),
             why=_why(o.term_months, int(res.starts[j]), used, w),
         ))
-    alpha = risk.alpha if risk else 0.95
+    alpha = risk.alpha if risk else (policy.alpha if policy else 0.95)
     return Plan(
         window_start=start,
         window_hours=usages[0].hours,
@@ -118,6 +118,7 @@ def plan_for_history(
         ],
         risk=RiskFigures(
             alpha=alpha, weight=risk.weight if risk else 0.0, cvar_cost=res.cvar,
+            cvar_basis=f"present value at {policy.cost_of_capital:.2%} a year" if policy and policy.cost_of_capital else "as billed",
             savings_p10=_weighted_quantile(savings, w, 0.10), savings_p50=_weighted_quantile(savings, w, 0.50),
             savings_p90=_weighted_quantile(savings, w, 0.90),
             worst_idle_commitment=float(max(b.commitment_cost * (1 - b.utilization) for b in per)),

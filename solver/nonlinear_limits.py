@@ -147,6 +147,7 @@ class FloorCaps:
         self.inst, self.aim = inst, min(1.0, floor + margin)
         self.in_scenario = inst.hour_scenario == scenario
         self.point = np.zeros(inst.n_decisions)
+        self.frozen = False  # while true, solves keep the savings plans' caps where they are
         self._need: tuple[bytes, np.ndarray] | None = None
 
     def layer_load(self) -> np.ndarray:

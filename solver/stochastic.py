@@ -17,6 +17,7 @@ import numpy as np
 from models import Commitment, PriceBook, UsageMatrix
 from models.policy import Policy
 from solver.conflicts import solve_under_policy
+from solver.constrained import cvar_of
 from solver.coverage import evaluate
 from solver.decomposition import RiskSpec, cvar, scenario_costs
 from solver.instance import Instance, build_instance, decision_upper_bounds
@@ -69,7 +70,8 @@ class ExpectedCostResult:
     objective: float = 0.0  # what was minimized (expected cost or its present value, + risk weight × CVaR), of the sellable quantities
     continuous_objective: float = 0.0  # the same for the continuous optimum (before rounding)
     iterations: int = 0
-    cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default)
+    cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default;
+    # of the present value of cost when the policy states a cost of capital)
     risk: RiskSpec | None = None  # the risk setting used (given, the policy's, or the one that meets its CVaR limit)
     starts: np.ndarray | None = None  # purchase hour of each decision (offset from the window start)
     instance: Instance | None = None  # the (nominal) stacked instance the decisions index
@@ -102,7 +104,7 @@ def solve_expected_cost(
     w = np.asarray(weights, float)
     return ExpectedCostResult(
         list(nominal.dec_offering), q, sol.continuous, float(w @ costs), sol.result.lower, costs, sol.result.status,
-        objective=sol.objective, cvar=cvar(costs, w, alpha), continuous_objective=sol.result.upper,
+        objective=sol.objective, cvar=cvar_of(problem, q, alpha), continuous_objective=sol.result.upper,
         iterations=sol.result.iterations, risk=sol.risk, starts=nominal.dec_start.copy(), instance=nominal,
         notes=list(nominal.notes) + notes + sol.notes,
     )
