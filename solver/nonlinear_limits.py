@@ -54,6 +54,7 @@ class Measures:
         self.scen_matrix = sp.csr_matrix((np.ones(inst.hours), (scen, np.arange(inst.hours))), shape=(S, inst.hours))
         self.ode = self.scen_matrix @ (inst.u @ inst.on_demand)
         self.scale = np.divide(1.0, self.ode, out=np.zeros(S), where=self.ode > 0)
+        self.segments = CapacitySegments.of(self.inst)
 
     def evaluate(self, x: np.ndarray, duals: bool = False) -> Coverage:
         return evaluate(self.inst, x, duals=duals)
@@ -68,21 +69,32 @@ class Measures:
         grads = cluster_gradients(self.inst, cov, self.scen_matrix)  # d(on-demand $ of scenario s)/dx
         return self.coverage(x, cov), -(self.weights * self.scale) @ grads
 
-    def utilization(self, x: np.ndarray, scenario: int, cov: Coverage | None = None) -> np.ndarray:
-        """Utilization of each decision in ``scenario`` over its active hours (nan where nothing is bought)."""
-        inst = self.inst
+    def monthly_fill(self, x: np.ndarray, scenario: int, cov: Coverage | None = None) -> np.ndarray:
+        """Per decision: the lowest mean fill, in ``scenario``, over the time segments (months of a
+        ladder) of its life — the measure a utilization floor holds (nan where nothing is bought).
+        Every commitment on a pool or savings plan fills pro rata, so the fill is the target's."""
+        inst, seg = self.inst, self.segments
         cov = cov or self.evaluate(x)
+        rows = np.flatnonzero(inst.hour_scenario == scenario)
+        hs = seg.hour_segment[rows]
+        G = len(seg.bounds)
+        counts = np.bincount(hs, minlength=G)
         out = np.full(inst.n_decisions, np.nan)
-        first = scenario * inst.horizon
-        for j in np.flatnonzero(x > 1e-12):
-            rows = slice(first + int(inst.dec_start[j]), first + int(inst.dec_end[j]))
-            t = inst.dec_target[j]
-            if inst.dec_kind[j] == 0:
-                cap, load = cov.ri_cap[rows, t], inst.u[rows, t]
-            else:
-                cap, load = cov.sp_cap[rows, t], cov.sp_used[rows, t]
-            m = np.where(cap > 0, np.minimum(1.0, np.divide(load, cap, out=np.ones_like(cap), where=cap > 0)), 1.0)
-            out[j] = float(m.mean()) if len(m) else np.nan
+        bought = np.flatnonzero(x > 1e-12)
+        for kind, cap_all, load_all in ((0, cov.ri_cap, inst.u), (1, cov.sp_cap, cov.sp_used)):
+            js = bought[inst.dec_kind[bought] == kind]
+            if not len(js):
+                continue
+            targets, col = np.unique(inst.dec_target[js], return_inverse=True)
+            cap, load = cap_all[np.ix_(rows, targets)], load_all[np.ix_(rows, targets)]
+            fill = np.where(cap > 0, np.minimum(1.0, np.divide(load, cap, out=np.ones_like(cap), where=cap > 0)), 1.0)
+            sums = np.zeros((G, len(targets)))
+            np.add.at(sums, hs, fill)
+            mean = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.inf)
+            first = np.searchsorted(seg.bounds, inst.dec_start[js])
+            last = np.searchsorted(seg.bounds, inst.dec_end[js])
+            for j, c, a, b in zip(js, col.ravel(), first, last):
+                out[j] = float(mean[a:b, c].min()) if b > a else np.nan
         return out
 
     def meets(self, x: np.ndarray, targets: LimitTargets, tol: float = 1e-7) -> bool:
@@ -94,7 +106,7 @@ class Measures:
             if targets.coverage_max is not None and c > targets.coverage_max + tol:
                 return False
         if targets.utilization_floor is not None:
-            util = self.utilization(x, targets.utilization_scenario, cov)
+            util = self.monthly_fill(x, targets.utilization_scenario, cov)
             bought = ~np.isnan(util) & (x > 1e-3 * self.inst.dec_increment)  # sellable plans buy ≥ one increment
             if np.any(util[bought] < targets.utilization_floor - tol):
                 return False
