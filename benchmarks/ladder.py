@@ -10,7 +10,8 @@ budget, a 3-year share, monthly purchase dates with caps on commitment bought an
 and a cost of capital. Each limit is a tightening of the unconstrained plan's figure (caps at 75–80%
 of its $/h, 70% of its upfront, coverage within −15/+5 points, a utilization floor of 80%) and the
 CVaR limit halfway between the CVaR of the cheapest plan under the others and that of a CVaR-averse
-plan under them (risk weight 1,000), so that it binds. Reported: seconds of the
+plan under them (risk weight 1,000), so that it binds — or, when those two are within 0.5% (nothing
+left to trade), 0.1% above the cheapest plan's. Reported: seconds of the
 every-limit plan (forecast + solve + figures; the plans that set its limits are not timed), peak
 memory, and the plans' figures.
 """
@@ -57,10 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         coverage_max=min(1.0, free.summary.coverage + 0.05), utilization_floor=0.8, cost_of_capital=0.08, alpha=0.9,
     )
     # the CVaR limit halfway between the CVaR of the cheapest plan under the other limits and that
-    # of a CVaR-averse plan under them (risk weight 1,000): it binds, and can hold with the rest
+    # of a CVaR-averse plan under them (risk weight 1,000), so that it binds; when the two are within
+    # 0.5% (the other limits leave no risk to trade), 0.1% above the cheapest plan's: active, not binding
     others = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=Policy(**limits))
     averse = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=Policy(**limits, risk_weight=1000.0))
-    policy = Policy(**limits, cvar_limit=0.5 * (others.risk.cvar_cost + averse.risk.cvar_cost))
+    tradeable = others.risk.cvar_cost - averse.risk.cvar_cost > 0.005 * others.risk.cvar_cost
+    limit = 0.5 * (others.risk.cvar_cost + averse.risk.cvar_cost) if tradeable else 1.001 * others.risk.cvar_cost
+    policy = Policy(**limits, cvar_limit=limit)
     t0 = time.perf_counter()
     try:
         plan = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=policy)

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.errors import PlanningError
-from solver.coverage import evaluate
+from solver.coverage import cluster_gradients, evaluate
 from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
 from solver.instance import Instance
 from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, scale_to_coverage
@@ -154,7 +154,8 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
 
 
 def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray) -> np.ndarray | None:
-    """A floor-or-ceil start meeting the linear limits, the linearized coverage band and the floor caps."""
+    """A start near x meeting the linear limits, the floor caps, and the coverage band and CVaR
+    limit linearized at x (:mod:`solver.repair`)."""
     inst, t = problem.nominal, problem.targets
     blocks = [sp.csr_matrix(np.array([lim.coefficients for lim in problem.limits]))] if problem.limits else []
     bounds = [np.array([lim.bound for lim in problem.limits])] if problem.limits else []
@@ -166,24 +167,52 @@ def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray
         blocks.append(segments.link[finite])
         bounds.append(cap[finite])
     c, g = measures.coverage_gradient(x) if measures is not None and (t.coverage_min or t.coverage_max) else (0.0, None)
+    risk_row = _cvar_tangent(problem, x) if problem.cvar_limit is not None else None
 
-    def rows(margin: float):
+    def rows(margins: np.ndarray):
         A, b = list(blocks), list(bounds)
         if g is not None and t.coverage_min is not None:
             A.append(sp.csr_matrix(-g[None, :]))
-            b.append(np.array([c - g @ x - t.coverage_min - margin]))
+            b.append(np.array([c - g @ x - t.coverage_min - margins[0]]))
         if g is not None and t.coverage_max is not None:
             A.append(sp.csr_matrix(g[None, :]))
             b.append(np.array([t.coverage_max - c + g @ x]))
+        if risk_row is not None:  # CVaR(x) + h·(q − x) ≤ limit
+            value, h = risk_row
+            A.append(sp.csr_matrix(h[None, :]))
+            b.append(np.array([problem.cvar_limit - margins[1] - value + h @ x]))
         if not A:
             return sp.csr_matrix((0, inst.n_decisions)), np.zeros(0)
         return sp.vstack(A).tocsr(), np.concatenate(b)
 
-    def shortfall(q: np.ndarray) -> float:
-        return 0.0 if t.coverage_min is None or measures is None else t.coverage_min - measures.coverage(q)
+    def shortfall(q: np.ndarray) -> np.ndarray:
+        short_cov = 0.0 if t.coverage_min is None or measures is None else t.coverage_min - measures.coverage(q)
+        short_cvar = 0.0 if problem.cvar_limit is None else cvar_of(problem, q) - problem.cvar_limit
+        return np.array([short_cov, short_cvar])
 
     cost = -marginal_values(problem.objective, x)
     return repair(np.asarray(x, float), inst.dec_increment, cost, rows, feasible, shortfall)
+
+
+def _cvar_tangent(problem: Problem, x: np.ndarray) -> tuple[float, np.ndarray]:
+    """CVaR of x and a subgradient: the tail scenarios' cost gradients, weighted by their share of
+    the worst 1 − α of probability."""
+    inst, w = problem.objective, problem.weights
+    cov = evaluate(inst, x, duals=True)
+    costs = scenario_costs(inst, x, cov)
+    scen = sp.csr_matrix((np.ones(inst.hours), (inst.hour_scenario, np.arange(inst.hours))), shape=(len(w), inst.hours))
+    od_grad = cluster_gradients(inst, cov, scen)  # of each scenario's probability-weighted on-demand $
+    tail = 1.0 - problem.alpha
+    share = np.zeros(len(w))
+    left = tail
+    for s in np.argsort(-costs, kind="stable"):
+        share[s] = min(w[s], left)
+        left -= share[s]
+        if left <= 0:
+            break
+    lam = share / tail
+    grads = inst.dec_window_cost[None, :] + od_grad / np.where(w > 0, w, 1.0)[:, None]
+    return cvar(costs, w, problem.alpha), lam @ grads
 
 
 def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int, redraws: int = 3):

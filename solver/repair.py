@@ -53,20 +53,21 @@ def floor_or_ceil(x: np.ndarray, inc: np.ndarray, cost: np.ndarray, A: sp.csr_ma
     return q
 
 
-def repair(x: np.ndarray, inc: np.ndarray, cost: np.ndarray, rows: Callable[[float], tuple[sp.csr_matrix, np.ndarray]],
-           feasible: Callable[[np.ndarray], bool], shortfall: Callable[[np.ndarray], float], tries: int = 4) -> np.ndarray | None:
-    """Floor-or-ceil start meeting ``feasible``. ``rows(margin)`` gives the linear rows with the
-    coverage minimum raised by ``margin``; ``shortfall(q)`` how far q's coverage falls below it."""
-    margin = 0.0
+def repair(x: np.ndarray, inc: np.ndarray, cost: np.ndarray, rows: Callable[[np.ndarray], tuple[sp.csr_matrix, np.ndarray]],
+           feasible: Callable[[np.ndarray], bool], shortfall: Callable[[np.ndarray], np.ndarray], tries: int = 5) -> np.ndarray | None:
+    """A start near x meeting ``feasible``. ``rows(margins)`` gives the linear rows with each
+    linearized limit (coverage minimum, CVaR limit) tightened by its margin; ``shortfall(q)`` how far
+    q misses each of them, exactly measured. A miss is retried with twice it added to its margin."""
+    margins = np.zeros(len(shortfall(x)))
     for _ in range(tries):
-        A, b = rows(margin)
+        A, b = rows(margins)
         q = floor_or_ceil(x, inc, cost, A, b)
         if q is None:
             return None
         if feasible(q):
             return q
         short = shortfall(q)
-        if short <= 0:
-            return None  # something other than the linearized coverage fails: no use raising the margin
-        margin += 2 * short + 1e-7
+        if np.all(short <= 0):
+            return None  # something other than the linearized limits fails: no use raising the margins
+        margins = margins + np.where(short > 0, 2 * short + 1e-7 * np.maximum(1.0, np.abs(margins)), 0.0)
     return None

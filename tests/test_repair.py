@@ -36,3 +36,22 @@ def test_floor_or_ceil_matches_brute_force(seed):
     assert np.all(A @ q <= b + 1e-7)
     assert float(cost @ q) == pytest.approx(best, abs=1e-6 + 1e-4 * abs(best))
     assert np.all(q[x == 0] == 0)
+
+
+def test_cvar_tangent_is_a_subgradient():
+    """CVaR is convex in the quantities: it lies above its tangent everywhere, touching it at x."""
+    from models.policy import Policy
+    from solver.constrained import _cvar_tangent, cvar_of
+    from solver.policy_limits import problem_for
+    from solver.stochastic import build_scenario_instance
+    from tests.factories import scaled_scenarios
+
+    rng, scenarios, prices = scaled_scenarios(3, 4, 4, 200, 0.5, 1.4)
+    inst = build_scenario_instance(scenarios, [0.1, 0.2, 0.3, 0.4], prices, prune_dominated=False)
+    problem, _ = problem_for(inst, prices, [], Policy(alpha=0.7, cost_of_capital=0.1))
+    x = rng.uniform(0, 0.8, inst.n_decisions) * inst.dec_upper
+    value, h = _cvar_tangent(problem, x)
+    assert value == pytest.approx(cvar_of(problem, x), rel=1e-12)
+    for _ in range(20):
+        q = rng.uniform(0, 1, inst.n_decisions) * inst.dec_upper
+        assert cvar_of(problem, q) >= value + h @ (q - x) - 1e-7 * abs(value)
