@@ -25,9 +25,7 @@ class NewsvendorLevels:
         ri = np.flatnonzero((inst.dec_kind == 0) & inst.spans_horizon())
         self.decisions = ri
         self.pools = inst.dec_target[ri]
-        need = (inst.u - inst.existing_ri)[:, self.pools]
-        self.order = np.argsort(-need, axis=0, kind="stable")
-        self.sorted_need = np.take_along_axis(need, self.order, axis=0)
+        self.order, self.sorted_need = _sorted_need(inst, self.pools)
         self.cost = inst.dec_window_cost[ri]
 
     def levels(self, e: np.ndarray) -> np.ndarray:
@@ -35,3 +33,21 @@ class NewsvendorLevels:
         from solver.kernels import newsvendor_levels
 
         return newsvendor_levels(self.order, self.sorted_need, e, self.pools.astype(np.int64), self.cost)
+
+
+_SORTED: list[tuple[np.ndarray, np.ndarray, bytes, tuple[np.ndarray, np.ndarray]]] = []
+
+
+def _sorted_need(inst: Instance, pools: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pool's hours by descending need, kept for the last usage array: the rounds of a
+    constrained solve rebuild the polish on the same usage many times, and sorting dominated."""
+    key = pools.tobytes()
+    for u, existing, k, value in _SORTED:
+        if u is inst.u and existing is inst.existing_ri and k == key:
+            return value
+    need = (inst.u - inst.existing_ri)[:, pools]
+    order = np.argsort(-need, axis=0, kind="stable")
+    value = (order, np.take_along_axis(need, order, axis=0))
+    _SORTED.insert(0, (inst.u, inst.existing_ri, key, value))
+    del _SORTED[1:]  # one usage at a time: at 200 pools × 20 scenarios each entry holds ~0.8 GB
+    return value

@@ -42,8 +42,9 @@ def floor_or_ceil(x: np.ndarray, inc: np.ndarray, cost: np.ndarray, A: sp.csr_ma
     h.changeColsCost(n, np.arange(n, dtype=np.int32), cost[free] * inc[free])
     h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.full(n, highspy.HighsVarType.kInteger))
     h.addRows(M.shape[0], np.full(M.shape[0], -inf), rhs, M.nnz, M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
-    h.setOptionValue("time_limit", 20.0)
-    h.setOptionValue("mip_rel_gap", 1e-4)
+    # a good start is enough: the rounding's exact search improves on it
+    h.setOptionValue("time_limit", 5.0)
+    h.setOptionValue("mip_rel_gap", 1e-2)
     h.run()
     if h.getInfo().primal_solution_status != 2:  # no feasible solution found
         return None
