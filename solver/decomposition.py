@@ -208,6 +208,7 @@ def solve_decomposition(
         link = segments.link.tocoo()
         np.minimum.at(upper_bound, link.col, caps[link.row])
     model = _master(inst, segments, cuts, risk if risky else None, limits, upper_bound, caps)
+    link_by_decision = segments.link.tocsc()
 
     def feasible(x: np.ndarray) -> bool:
         if caps is not None and np.any(segments.link @ x > caps + 1e-9 * np.maximum(1.0, caps)):
@@ -249,6 +250,12 @@ def solve_decomposition(
         """x with each pool's reservation at its newsvendor level for the current marginal costs."""
         y = x.copy()
         y[polish.decisions] = np.minimum(polish.levels(last_e[0]), upper_bound[polish.decisions])
+        if caps is not None:  # within the floor caps: no more than each segment's room left by the others
+            for j in polish.decisions:
+                rows = link_by_decision.indices[link_by_decision.indptr[j] : link_by_decision.indptr[j + 1]]
+                if len(rows):
+                    room = caps[rows] - segments.link[rows] @ y + y[j]
+                    y[j] = max(0.0, min(y[j], float(room.min())))
         return y
 
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
