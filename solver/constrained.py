@@ -17,7 +17,7 @@ from models.errors import PlanningError
 from solver.coverage import cluster_gradients, evaluate
 from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
 from solver.instance import Instance
-from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, scale_to_coverage
+from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, frozen, scale_to_coverage
 from solver.purchase_value import marginal_values
 from solver.repair import repair
 from solver.rounding import round_quantities
@@ -227,13 +227,8 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
     floors_only = replace(problem.targets, coverage_min=None, coverage_max=None)
     measures = Measures(problem.nominal, problem.weights) if caps is not None else None
     for _ in range(redraws):
-        if caps is not None:
-            caps.frozen = True
-        try:
+        with frozen(caps):
             best = _bisect_cvar(problem, backend, gap, res0, bisections)
-        finally:
-            if caps is not None:
-                caps.frozen = False
         if caps is None or measures.meets(best[0].x, floors_only, tol=1e-6):
             return best
         caps.point = best[0].x.copy()
@@ -283,10 +278,6 @@ def least_cvar(problem: Problem, backend: str = "highs", gap: float = 1e-5) -> f
     if caps is not None:
         res0, _ = solve_rows(problem, problem.risk, backend, gap, None)
         x0, neutral = res0.x, cvar_of(problem, res0.x)
-        caps.frozen = True
-    try:
+    with frozen(caps):
         res, _ = solve_rows(problem, RiskSpec(alpha=problem.alpha, weight=1000.0), backend, gap, x0)
-    finally:
-        if caps is not None:
-            caps.frozen = False
     return min(cvar_of(problem, res.x), neutral)

@@ -8,10 +8,9 @@ from its value and gradient at a point:
 - coverage ≤ max: the tangent row is an inner approximation (a concave function lies below its
   tangent), so the plan stays feasible; it is re-drawn at each new plan (convex–concave
   iterations, a local optimum of the restricted problem);
-- utilization ≥ floor for each new commitment in a named scenario: for reservations, a cap on the
-  pool's reserved capacity in every time segment (:func:`reservation_caps`, exact and convex);
-  for savings plans, whose fill also depends on the reservations below them, tangent rows of
-  ``floor·capacity_j − used_j(x)`` in the commitments sharing the layer.
+- utilization ≥ floor for each new commitment in a named scenario, month by month: not rows but
+  caps on the capacity each pool and savings plan holds in every time segment (:class:`FloorCaps`;
+  exact for reservations, a fixed point for savings plans).
 
 Coverage is the one the plan reports: the probability-weighted mean over scenarios of covered
 on-demand-equivalent $ over all on-demand-equivalent $.
@@ -19,7 +18,8 @@ on-demand-equivalent $ over all on-demand-equivalent $.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -87,7 +87,7 @@ class Measures:
                 continue
             targets, col = np.unique(inst.dec_target[js], return_inverse=True)
             cap, load = cap_all[np.ix_(rows, targets)], load_all[np.ix_(rows, targets)]
-            fill = np.where(cap > 0, np.minimum(1.0, np.divide(load, cap, out=np.ones_like(cap), where=cap > 0)), 1.0)
+            fill = pro_rata_fill(load, cap)
             sums = np.zeros((G, len(targets)))
             np.add.at(sums, hs, fill)
             mean = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.inf)
@@ -137,6 +137,24 @@ def scale_to_coverage(measures: Measures, x: np.ndarray, target: float, iteratio
         else:
             hi = mid
     return lo * x
+
+
+def pro_rata_fill(load: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Share of each unit of capacity used, hour by hour: min(1, load / capacity) (1 where there is none)."""
+    return np.where(capacity > 0, np.minimum(1.0, np.divide(load, capacity, out=np.ones_like(capacity), where=capacity > 0)), 1.0)
+
+
+@contextmanager
+def frozen(caps: FloorCaps | None) -> Iterator[None]:
+    """Keep the savings plans' caps where they are for the solves inside the block."""
+    if caps is None:
+        yield
+        return
+    caps.frozen = True
+    try:
+        yield
+    finally:
+        caps.frozen = False
 
 
 class FloorCaps:
@@ -189,8 +207,7 @@ def _fill_level(u: np.ndarray, existing: np.ndarray, aim: float, iterations: int
     """Per column: the largest added capacity C ≥ 0 with mean_t min(1, u_t / (existing_t + C)) ≥ aim
     (inf when even the peak usage's capacity keeps it; 0 when nothing added does)."""
     def fill(c: np.ndarray) -> np.ndarray:
-        cap = existing + c
-        return np.where(cap > 0, np.minimum(1.0, np.divide(u, cap, out=np.ones_like(u), where=cap > 0)), 1.0).mean(axis=0)
+        return pro_rata_fill(u, existing + c).mean(axis=0)
 
     lo = np.zeros(u.shape[1])
     hi = (u.max(axis=0) if len(u) else lo) + 1e-9  # above the peak, so no usage at all gives a cap of 0

@@ -81,5 +81,5 @@ def test_floor_caps_hold_reservations_to_the_floor_in_every_segment():
         hours = (inst.hour_scenario == 0) & (seg.hour_segment == seg.col_segment[c])
         p = seg.col_target[c]
         load, total = inst.u[hours, p], inst.existing_ri[hours, p] + cap[c]
-        fill = np.where(total > 0, np.minimum(1.0, load / np.where(total > 0, total, 1.0)), 1.0).mean()
+        fill = np.where(total > 0, np.minimum(1.0, load / np.where(total > 0, total, 1.0)), 1.0).mean()  # by hand, not pro_rata_fill
         assert fill >= 0.9 - 1e-9
