@@ -1,0 +1,120 @@
+"""The ledger's tables: one row per charge, in FOCUS terms, whatever export it came from.
+
+Money and quantities are DECIMAL(38, 12): sums are exact, so a loaded file ties to its source
+to the cent (and to the last digit the source gives). Timestamps are naive UTC.
+
+``pool``/``hourly_quantity`` are filled at ingest by the provider rules of ``billing.pool_rules``
+(DESIGN.md §5), so that turning rows into pool-hours is one engine-neutral aggregation
+(``billing.pool_hours``) that DuckDB and Spark both run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DECIMAL = "DECIMAL(38, 12)"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    focus: str | None
+    """The FOCUS 1.2 column this one is, if any (used by the FOCUS export)."""
+
+
+def _text(name: str, focus: str | None) -> Column:
+    return Column(name, "VARCHAR", focus)
+
+
+def _money(name: str, focus: str) -> Column:
+    return Column(name, DECIMAL, focus)
+
+
+def _time(name: str, focus: str) -> Column:
+    return Column(name, "TIMESTAMP", focus)
+
+
+CHARGE_COLUMNS: tuple[Column, ...] = (
+    _text("provider", "ProviderName"),
+    _text("billing_account_id", "BillingAccountId"),
+    _text("billing_account_name", "BillingAccountName"),
+    _text("sub_account_id", "SubAccountId"),
+    _text("sub_account_name", "SubAccountName"),
+    _text("billing_currency", "BillingCurrency"),
+    _time("billing_period_start", "BillingPeriodStart"),
+    _time("billing_period_end", "BillingPeriodEnd"),
+    _time("charge_period_start", "ChargePeriodStart"),
+    _time("charge_period_end", "ChargePeriodEnd"),
+    _text("charge_category", "ChargeCategory"),
+    _text("charge_class", "ChargeClass"),
+    _text("charge_frequency", "ChargeFrequency"),
+    _text("charge_description", "ChargeDescription"),
+    _text("pricing_category", "PricingCategory"),
+    _text("service_name", "ServiceName"),
+    _text("service_category", "ServiceCategory"),
+    _text("region_id", "RegionId"),
+    _text("resource_id", "ResourceId"),
+    _text("resource_type", "ResourceType"),
+    _text("sku_id", "SkuId"),
+    _text("sku_price_id", "SkuPriceId"),
+    Column("consumed_quantity", DECIMAL, "ConsumedQuantity"),
+    _text("consumed_unit", "ConsumedUnit"),
+    Column("pricing_quantity", DECIMAL, "PricingQuantity"),
+    _text("pricing_unit", "PricingUnit"),
+    _money("list_unit_price", "ListUnitPrice"),
+    _money("billed_cost", "BilledCost"),
+    _money("effective_cost", "EffectiveCost"),
+    _money("list_cost", "ListCost"),
+    _money("contracted_cost", "ContractedCost"),
+    _text("commitment_discount_id", "CommitmentDiscountId"),
+    _text("commitment_discount_name", "CommitmentDiscountName"),
+    _text("commitment_discount_type", "CommitmentDiscountType"),
+    _text("commitment_discount_category", "CommitmentDiscountCategory"),
+    _text("commitment_discount_status", "CommitmentDiscountStatus"),
+    Column("commitment_discount_quantity", DECIMAL, "CommitmentDiscountQuantity"),
+    _text("commitment_discount_unit", "CommitmentDiscountUnit"),
+    _text("instance_type", None),
+    _text("operating_system", None),
+    _text("tags", "Tags"),
+)
+"""The charge columns every format maps to (NULL where a format has no such figure)."""
+
+MONEY = ("billed_cost", "effective_cost", "list_cost")
+"""The three sums an ingest reconciles against its source."""
+
+DERIVED_COLUMNS: tuple[Column, ...] = (
+    Column("period_hours", "INTEGER", None),
+    _text("granularity", None),
+    _text("pool", None),
+    Column("hourly_quantity", DECIMAL, None),
+)
+"""Filled at ingest: hours the charge spans, hour/day/other, and its pool and per-hour usage."""
+
+LINEAGE_COLUMNS: tuple[Column, ...] = (
+    Column("ingest_id", "INTEGER", None),
+    Column("source_row", "BIGINT", None),
+)
+
+ALL_COLUMNS = LINEAGE_COLUMNS + CHARGE_COLUMNS + DERIVED_COLUMNS
+
+DDL = (
+    "CREATE SEQUENCE IF NOT EXISTS ingest_ids START 1",
+    """CREATE TABLE IF NOT EXISTS ingests (
+        ingest_id INTEGER PRIMARY KEY,
+        file VARCHAR NOT NULL,
+        sha256 VARCHAR NOT NULL UNIQUE,
+        format VARCHAR NOT NULL,
+        loaded_at TIMESTAMP NOT NULL,
+        rows_read BIGINT NOT NULL,
+        rows_loaded BIGINT NOT NULL,
+        rows_rejected BIGINT NOT NULL
+    )""",
+    "CREATE TABLE IF NOT EXISTS charges ("
+    + ", ".join(f"{c.name} {c.sql_type}" for c in ALL_COLUMNS)
+    + ")",
+    """CREATE TABLE IF NOT EXISTS rejected_rows (
+        ingest_id INTEGER, source_row BIGINT, column_name VARCHAR, value VARCHAR, reason VARCHAR,
+        billed_cost DECIMAL(38, 12), effective_cost DECIMAL(38, 12), list_cost DECIMAL(38, 12)
+    )""",
+)

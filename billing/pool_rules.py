@@ -1,0 +1,81 @@
+"""Which commitment pool a usage row belongs to, and how much of the pool's unit it uses.
+
+The provider rules of DESIGN.md §5, as SQL over a row's ledger values, so that they run inside
+the ingest query:
+
+- AWS EC2: regional Linux reservations are size-flexible within a family, so Linux usage goes to
+  ``aws:ec2:{region}:{family}:linux`` in normalized units (hours × the size's normalization
+  factor: nano 0.25, micro 0.5, small 1, medium 2, large 4, xlarge 8, Nxlarge 8N; the bill's own
+  factor where it gives one). Other operating systems are not size-flexible: their pool is
+  ``aws:ec2:{region}:{instance_type}:{os}`` in instance-hours. Spot usage has no pool.
+- Azure VMs: ``azure:vm:{region}:{meter}`` in instance-hours (the export carries no
+  instance-size-flexibility ratios, so sizes are kept apart; the reservation covers one meter).
+- GCP Compute Engine: resource-based CUDs commit vCPU and memory per region and machine series,
+  so cores go to ``gcp:compute:{region}:{series}:vcpu`` (vCPU-hours) and RAM to
+  ``...:memory`` (GiB-hours). Spot/preemptible SKUs have no pool.
+
+A row with no pool is usage no commitment can cover; ``billing.pools`` reports it.
+"""
+
+from __future__ import annotations
+
+
+def slug(sql: str) -> str:
+    """Lower case, runs of anything but letters, digits, dots and dashes as one dash."""
+    return f"trim(regexp_replace(lower({sql}), '[^a-z0-9.\\-]+', '-', 'g'), '-')"
+
+
+def aws_normalization_factor(instance_type: str) -> str:
+    size = f"split_part({instance_type}, '.', 2)"
+    return (
+        f"CASE {size} WHEN 'nano' THEN 0.25 WHEN 'micro' THEN 0.5 WHEN 'small' THEN 1 "
+        f"WHEN 'medium' THEN 2 WHEN 'large' THEN 4 WHEN 'xlarge' THEN 8 "
+        f"ELSE 8 * TRY_CAST(regexp_extract({size}, '^([0-9]+)xlarge$', 1) AS INTEGER) END"
+    )
+
+
+def aws_os(os_text: str) -> str:
+    """linux for Linux/UNIX, else the slug of what the bill says (windows, rhel, suse …)."""
+    return (
+        f"CASE WHEN {os_text} IS NULL OR lower({os_text}) IN ('linux', 'linux/unix') "
+        f"THEN 'linux' ELSE {slug(os_text)} END"
+    )
+
+
+def aws_ec2_pool(region: str, instance_type: str, os_name: str, hours: str,
+                 bill_factor: str = "NULL") -> tuple[str, str]:
+    """(pool, quantity) for EC2 instance usage; the caller passes NULL hours for other rows."""
+    factor = f"coalesce(NULLIF({bill_factor}, 0), {aws_normalization_factor(instance_type)})"
+    flexible = f"({os_name} = 'linux' AND {factor} IS NOT NULL)"
+    family = f"split_part({instance_type}, '.', 1)"
+    pool = (
+        f"CASE WHEN {hours} IS NULL OR {instance_type} IS NULL OR {region} IS NULL THEN NULL "
+        f"WHEN {flexible} THEN 'aws:ec2:' || {region} || ':' || {family} || ':linux' "
+        f"ELSE 'aws:ec2:' || {region} || ':' || {instance_type} || ':' || {os_name} END"
+    )
+    quantity = f"CASE WHEN {flexible} THEN {hours} * {factor} ELSE {hours} END"
+    return pool, f"CASE WHEN ({pool}) IS NULL THEN NULL ELSE {quantity} END"
+
+
+def azure_vm_pool(region: str, meter: str, hours: str) -> tuple[str, str]:
+    pool = (
+        f"CASE WHEN {hours} IS NULL OR {meter} IS NULL OR {region} IS NULL THEN NULL "
+        f"ELSE 'azure:vm:' || {slug(region)} || ':' || {slug(meter)} END"
+    )
+    return pool, f"CASE WHEN ({pool}) IS NULL THEN NULL ELSE {hours} END"
+
+
+def gcp_compute_pool(region: str, sku_description: str, amount: str) -> tuple[str, str]:
+    """Cores and RAM of a machine series, from SKU descriptions such as
+    'N2 Instance Core running in Americas' or 'E2 Instance Ram running in Belgium'."""
+    series = f"lower(regexp_extract({sku_description}, '^([A-Za-z0-9]+) (?:AMD )?Instance (?:Core|Ram)', 1))"
+    resource = (
+        f"CASE WHEN regexp_matches({sku_description}, 'Instance Core') THEN 'vcpu' "
+        f"WHEN regexp_matches({sku_description}, 'Instance Ram') THEN 'memory' END"
+    )
+    covered = (
+        f"({amount} IS NOT NULL AND {region} IS NOT NULL AND {series} <> '' AND {resource} IS NOT NULL "
+        f"AND NOT regexp_matches(lower({sku_description}), 'spot|preemptible|commitment'))"
+    )
+    pool = f"CASE WHEN {covered} THEN 'gcp:compute:' || {region} || ':' || {series} || ':' || {resource} END"
+    return pool, f"CASE WHEN {covered} THEN {amount} END"
