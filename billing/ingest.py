@@ -93,7 +93,7 @@ def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: boo
     columns = columns_of(connection, path)
     fmt = recognize(path, columns)
     check_required(path, fmt, columns)
-    raw = Raw(columns)
+    raw = fmt.raw(columns)
     connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {text_relation(connection, path)}")
     try:
         return _load(connection, path, fmt, raw, digest, replace)
@@ -104,14 +104,17 @@ def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: boo
 def _period(fmt: Format, raw: Raw) -> tuple[str, str, str, str]:
     """(start SQL, end SQL, raw start column, raw end column)."""
     start_column = raw.first(*fmt.period.start) or fmt.period.start[0]
-    start = raw.ts(start_column)
+    start = raw.ts(*fmt.period.start)
     if fmt.period.end:
         end_column = raw.first(*fmt.period.end) or fmt.period.end[0]
-        return start, raw.ts(end_column), start_column, end_column
+        return start, raw.ts(*fmt.period.end), start_column, end_column
     return start, f"({start} + INTERVAL 1 DAY)", start_column, start_column
 
 
 def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: bool) -> FileReport:
+    if fmt.inspect is not None:
+        _check_numbers(connection, path, fmt, raw)
+        raw.context = fmt.inspect(connection, raw)
     start, end, start_column, end_column = _period(fmt, raw)
     charges = fmt.charges(raw)
     valid = f"({start}) IS NOT NULL AND ({end}) IS NOT NULL AND ({end}) > ({start})"
@@ -149,7 +152,7 @@ def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: b
 
 
 def _check_numbers(connection, path: Path, fmt: Format, raw: Raw) -> None:
-    present = [c for c in fmt.numeric if raw.has(c)]
+    present = [raw.first(c) for c in fmt.numeric if raw.has(c)]
     if not present:
         return
     bad = [

@@ -25,6 +25,8 @@ class Raw:
     def __init__(self, columns: Collection[str]):
         self.columns = list(columns)
         self._present = set(columns)
+        self.context: dict[str, str] = {}
+        """What the format's ``inspect`` found out about the whole file (e.g. Azure's cost view)."""
 
     def has(self, column: str) -> bool:
         return column in self._present
@@ -72,6 +74,10 @@ class Format:
     pool: Callable[[Raw], tuple[str, str]]
     """(pool id, usage quantity in the pool's unit) as SQL over the ledger columns (and helper
     values) that ``charges`` gives; a NULL pool where no commitment covers the row."""
+    inspect: Callable[[object, Raw], dict[str, str]] | None = None
+    """Optional: file-level facts read with one query over ``raw_rows`` before mapping."""
+    raw: Callable[[Collection[str]], Raw] = Raw
+    """How the format addresses the file's columns (CUR reads legacy names as CUR 2.0 ones)."""
 
 
 PARSE_TS_MACRO = """
