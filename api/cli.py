@@ -175,8 +175,10 @@ def _register_commands() -> None:
     """Commands that live in modules of their own (they import this module's ``app``)."""
     from api.backtest_command import register as register_backtest
     from api.compare_command import register as register_compare
+    from api.ledger_commands import register as register_ledger
 
     register_compare(app)
+    register_ledger(app)
     register_backtest(app)
 
 

@@ -120,12 +120,17 @@ def _with_offering(c: BilledCommitment, offering: str | None) -> BilledCommitmen
 
 
 def write_existing(commitments: list[BilledCommitment], out: Path | str) -> None:
-    """The existing-commitments CSV (offering, quantity, start, end) plus what the bill showed."""
+    """The existing-commitments CSV (offering, quantity, start, end) plus what the bill showed.
+
+    Commitments whose size the bill does not give (FOCUS 1.0 has no CommitmentDiscountQuantity)
+    are left out: the planner needs a quantity; ``commitments_in`` still lists them."""
     with open(out, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["offering", "quantity", "start", "end", "commitment_id", "kind", "unit", "pools",
                          "utilization", "amortized_cost", "end_seen_only"])
         for c in commitments:
+            if c.quantity <= 0:
+                continue
             writer.writerow([
                 c.offering or c.id, format(c.quantity.normalize(), "f"),
                 c.start.strftime("%Y-%m-%dT%H:%M:%SZ"), c.end.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -69,11 +69,11 @@ def savings_plan_upfront(payment: str, months: int) -> float:
     return share * months * HOURS_PER_MONTH
 
 
-def collapse(key: str, what: str, rates: list[Rate], notes: list[str]) -> Rate:
-    """The per-unit figure of the smallest size; a note when other sizes' per-unit figures differ."""
+def collapse(key: str, what: str, rates: list[Rate], notes: list[str], term_hours: float = math.inf) -> Rate:
+    """The figures of the smallest size; a note when other sizes' amortized per-unit cost differs."""
     rates = sorted(rates, key=lambda r: (r.factor, r.label))
     best = rates[0]
-    per_unit = [(r.hourly / r.factor + r.upfront / r.factor, r.label) for r in rates]
+    per_unit = [((r.hourly + r.upfront / term_hours) / r.factor, r.label) for r in rates]
     low, high = min(per_unit), max(per_unit)
     if low[0] > 0 and (high[0] - low[0]) / low[0] > SPREAD_TOLERANCE:
         notes.append(

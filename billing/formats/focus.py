@@ -15,8 +15,13 @@ INSTANCE_HOUR = r"([a-z][a-z0-9-]*\.[a-z0-9]+) Instance Hour"
 """AWS writes the instance type into ChargeDescription: '$0.34 per On Demand Linux c5.2xlarge Instance Hour'."""
 
 
+MARKERS = {"BilledCost", "EffectiveCost", "ListCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory",
+           "BillingPeriodStart", "BillingPeriodEnd"}
+
+
 def _detect(columns: set[str]) -> bool:
-    return {"BilledCost", "ChargePeriodStart", "ChargePeriodEnd"} <= columns
+    """Three FOCUS columns make a FOCUS file, so one missing mandatory column is named as such."""
+    return len(MARKERS & columns) >= 3
 
 
 def _instance_type(raw: Raw) -> str:
