@@ -4,8 +4,8 @@ One command loads its files in one transaction: a bad file leaves the ledger as 
 is read twice by DuckDB (streamed, so files larger than memory load): a checking pass (numbers,
 currencies, charge periods, the source's own sums) and the loading pass. A file already loaded
 (same SHA-256) changes nothing; a different file that covers charges already loaded (same
-provider, billing account and billing period, overlapping charge periods) is refused unless
-``replace`` is set, which removes the earlier file's charges first.
+provider, billing account, billing period and charge category, overlapping charge periods) is
+refused unless ``replace`` is set, which removes the earlier file's charges first.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid)
 
 def _resolve_overlaps(connection, path: Path, ingest_id: int, replace: bool) -> list[int]:
     spans = (
-        "SELECT ingest_id, provider, billing_account_id, billing_period_start, "
+        "SELECT ingest_id, provider, billing_account_id, billing_period_start, charge_category, "
         "min(charge_period_start) AS first_hour, max(charge_period_end) AS last_hour "
         "FROM charges WHERE {where} GROUP BY ALL"
     )
@@ -243,6 +243,7 @@ def _resolve_overlaps(connection, path: Path, ingest_id: int, replace: bool) -> 
         "ON new.provider IS NOT DISTINCT FROM old.provider "
         "AND new.billing_account_id IS NOT DISTINCT FROM old.billing_account_id "
         "AND new.billing_period_start IS NOT DISTINCT FROM old.billing_period_start "
+        "AND new.charge_category IS NOT DISTINCT FROM old.charge_category "
         "AND new.first_hour < old.last_hour AND old.first_hour < new.last_hour "
         "JOIN ingests i ON i.ingest_id = old.ingest_id ORDER BY 1"
     ).fetchall()

@@ -47,15 +47,14 @@ def calendar(first_hour, end_hour) -> pd.DataFrame:
 
 
 def pool_hours_duckdb(ledger: Path | str) -> pd.DataFrame:
-    """Pool-hours of a ledger on DuckDB, sorted by pool and hour."""
+    """Pool-hours of a ledger on DuckDB, sorted by pool and hour; quantities as exact Decimals."""
     connection = open_ledger(ledger, read_only=True)
     try:
         first, end = connection.execute(HOUR_RANGE_SQL.format(charges="charges")).fetchall()[0]
         hours = calendar(first, end)
         connection.register("calendar_hours", hours)
-        frame = connection.execute(
-            POOL_HOURS_SQL.format(charges="charges", hours="calendar_hours") + " ORDER BY pool, hour"
-        ).fetchdf()
+        query = POOL_HOURS_SQL.format(charges="charges", hours="calendar_hours") + " ORDER BY pool, hour"
+        frame = connection.sql(query).to_arrow_table().to_pandas()  # quantities stay Decimal
     finally:
         connection.close()
     return frame

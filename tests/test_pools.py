@@ -1,0 +1,209 @@
+"""Ledger → pool-hours and existing commitments, checked against computations done here in Python
+from the source rows (the provider rules of DESIGN.md §5 written out a second time)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.commitments_from_bill import commitments_in
+from billing.ingest import ingest
+from billing.pool_hours import pool_hours_duckdb
+from billing.pools import export_pools
+from tests.test_ingest import AZURE_AMORTIZED, FOCUS_SAMPLE, GCP_SAMPLE, SPEC, number, rows_of
+
+SIZES = {"nano": Decimal("0.25"), "micro": Decimal("0.5"), "small": 1, "medium": 2, "large": 4, "xlarge": 8}
+
+
+def factor(size: str) -> Decimal | None:
+    if size in SIZES:
+        return Decimal(SIZES[size])
+    match = re.fullmatch(r"(\d+)xlarge", size)
+    return Decimal(8 * int(match.group(1))) if match else None
+
+
+def expected_focus_pools(rows) -> dict[tuple[str, str], Decimal]:
+    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for r in rows:
+        match = re.search(r"On Demand (\w+) ([a-z0-9-]+)\.(\w+) Instance Hour", r["ChargeDescription"])
+        if r["ProviderName"] != "AWS" or r["ChargeCategory"] != "Usage" or not match or r["ConsumedUnit"] != "Hours":
+            continue
+        os_name, family, size = match.groups()
+        nf = factor(size)
+        if os_name == "Linux" and nf is not None:
+            key = f"aws:ec2:{r['RegionId']}:{family}:linux"
+            quantity = number(r["ConsumedQuantity"]) * nf
+        else:
+            key = f"aws:ec2:{r['RegionId']}:{family}.{size}:{os_name.lower()}"
+            quantity = number(r["ConsumedQuantity"])
+        hour = datetime.fromisoformat(r["ChargePeriodStart"]).strftime("%Y-%m-%dT%H:00:00Z")
+        expected[(key, hour)] += quantity
+    return dict(expected)
+
+
+def actual(frame: pd.DataFrame) -> dict[tuple[str, str], Decimal]:
+    return {(p, pd.Timestamp(h).strftime("%Y-%m-%dT%H:00:00Z")): Decimal(q)
+            for p, h, q in zip(frame["pool"], frame["hour"], frame["quantity"])}
+
+
+def test_focus_sample_ec2_hours_become_normalized_pool_hours(tmp_path):
+    ledger = tmp_path / "l.duckdb"
+    ingest([FOCUS_SAMPLE], ledger)
+    expected = expected_focus_pools(rows_of(FOCUS_SAMPLE))
+    assert len(expected) >= 20
+    assert actual(pool_hours_duckdb(ledger)) == expected
+
+
+def test_usage_csv_reads_back_and_uncovered_usage_is_reported(tmp_path):
+    from models.readers import read_usage
+
+    ledger = tmp_path / "l.duckdb"
+    ingest([FOCUS_SAMPLE], ledger)
+    report = export_pools(ledger, tmp_path / "usage.csv")
+    usage = read_usage(tmp_path / "usage.csv")
+    expected = expected_focus_pools(rows_of(FOCUS_SAMPLE))
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for (pool, _), q in expected.items():
+        totals[pool] += q
+    assert sorted(usage.pools) == sorted(totals)
+    for i, pool in enumerate(usage.pools):
+        assert usage.values[:, i].sum() == pytest.approx(float(totals[pool]), rel=1e-12)
+    assert {p.pool: p.quantity for p in report.pools} == dict(totals)
+    uncovered = {(u.provider, u.service): u.rows for u in report.uncovered}
+    assert uncovered[("AWS", "Amazon Simple Storage Service")] > 0
+    rows = rows_of(FOCUS_SAMPLE)
+    assert sum(uncovered.values()) + sum(1 for r in rows if r["ProviderName"] == "AWS" and "Instance Hour" in r["ChargeDescription"]
+                                         and r["ChargeCategory"] == "Usage") == sum(1 for r in rows if r["ChargeCategory"] == "Usage")
+
+
+def test_daily_azure_rows_spread_evenly_over_their_hours(tmp_path):
+    ledger = tmp_path / "l.duckdb"
+    ingest([AZURE_AMORTIZED], ledger)
+    frame = pool_hours_duckdb(ledger)
+    report = export_pools(ledger, tmp_path / "usage.csv")
+    for r in rows_of(AZURE_AMORTIZED):
+        if r["MeterCategory"] != "Virtual Machines" or r["ChargeType"] != "Usage":
+            continue
+        pool = "azure:vm:" + r["ResourceLocation"].lower() + ":" + re.sub(r"[^a-z0-9.\-]+", "-", r["MeterName"].lower()).strip("-")
+        day = datetime.strptime(r["Date"], "%m/%d/%Y")
+        hours = frame[frame["pool"] == pool]
+        assert len(hours) == 24
+        assert list(pd.to_datetime(hours["hour"])) == [day + timedelta(hours=h) for h in range(24)]
+        per_hour = (number(r["Quantity"]) / 24).quantize(Decimal("1e-12"))
+        assert set(Decimal(q) for q in hours["quantity"]) == {per_hour}
+    assert report.pools and all(p.spread_share == 1.0 for p in report.pools)
+
+
+def test_gcp_cores_and_ram_become_series_pools(tmp_path):
+    ledger = tmp_path / "l.duckdb"
+    ingest([GCP_SAMPLE], ledger)
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows_of(GCP_SAMPLE):
+        match = re.match(r"(\w+) Instance (Core|Ram) running", r["sku.description"])
+        if match and r["service.description"] == "Compute Engine":
+            kind = "vcpu" if match.group(2) == "Core" else "memory"
+            expected[f"gcp:compute:{r['location.region']}:{match.group(1).lower()}:{kind}"] += number(r["usage.amount_in_pricing_units"])
+    frame = pool_hours_duckdb(ledger)
+    assert {p: sum(Decimal(q) for q in g["quantity"]) for p, g in frame.groupby("pool")} == dict(expected)
+    assert not any("spot" in p for p in frame["pool"])
+
+
+@pytest.mark.parametrize("name, utilization, size, amortized", [
+    ("commitment_discount_scenarios/commitment_discount_usage_scenario_1.csv", 1.0, 1, "1.00"),
+    ("commitment_discount_scenarios/commitment_discount_usage_scenario_2.csv", 0.0, 1, "1.00"),
+    ("commitment_discount_scenarios/commitment_discount_usage_scenario_3.csv", 0.75, 1, "1.00"),
+    ("commitment_discount_flexibility/one_hundred_percent_utilization_with_commitment_discount_flexibility_with_2_resources.csv", 1.0, 4, "2.00"),
+    ("commitment_discount_flexibility/one_hundred_percent_utilization_with_commitment_discount_flexibility_with_1_resource.csv", 1.0, 1, "0.50"),
+    ("commitment_discount_flexibility/one_hundred_percent_utilization_without_commitment_discount_flexibility.csv", 1.0, 1, "1.50"),
+    ("commitment_discount_flexibility/zero_percent_utilization_without_commitment_discount_flexibility.csv", 0.0, 1, "1.50"),
+])
+def test_spec_commitment_examples_give_the_specs_utilization_and_amortized_cost(tmp_path, name, utilization, size, amortized):
+    """The utilization the spec states (file names say 100%/0%; scenario 3 uses 0.75 of 1.00), the
+    commitment's size per hour, and its amortized cost: the EffectiveCost of its usage rows, which for
+    the purchase-and-usage files equals the purchase's BilledCost for that hour."""
+    ledger = tmp_path / "l.duckdb"
+    ingest([SPEC / name], ledger)
+    (commitment,) = commitments_in(ledger)
+    assert commitment.utilization == utilization
+    assert commitment.quantity == size
+    assert commitment.amortized_cost == Decimal(amortized)
+    purchase = [r for r in rows_of(SPEC / name) if r["ChargeCategory"] == "Purchase"]
+    if purchase:
+        assert commitment.amortized_cost == sum(number(r["BilledCost"]) for r in purchase)
+
+
+def test_one_time_purchase_gives_the_term(tmp_path):
+    ledger = tmp_path / "l.duckdb"
+    scenarios = SPEC / "commitment_discount_scenarios"
+    ingest([scenarios / "commitment_discount_purchase_scenario_1.csv", scenarios / "commitment_discount_usage_scenario_1.csv"], ledger)
+    (commitment,) = commitments_in(ledger)
+    assert (commitment.start.year, commitment.end.year, commitment.end_seen_only) == (2023, 2024, False)
+
+
+def test_cli_ingest_json_and_pools(tmp_path):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    runner = CliRunner()
+    ledger = tmp_path / "l.duckdb"
+    result = runner.invoke(app, ["ingest", str(FOCUS_SAMPLE), "--ledger", str(ledger), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    rows = rows_of(FOCUS_SAMPLE)
+    for provider in ("AWS", "Microsoft", "Oracle"):
+        mine = [r for r in rows if r["ProviderName"] == provider]
+        assert body["providers"][provider]["rows"] == len(mine)
+        for measure in ("BilledCost", "EffectiveCost", "ListCost"):
+            assert body["providers"][provider][measure] == pytest.approx(float(round(sum(number(r[measure]) for r in mine), 2)), abs=0.005)
+    assert body["rejected"] == []
+    result = runner.invoke(app, ["pools", "--ledger", str(ledger), "--out", str(tmp_path / "u.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["pools"]) == len({p for p, _ in expected_focus_pools(rows)})
+    bad = runner.invoke(app, ["ingest", str(tmp_path / "u.csv"), "--ledger", str(ledger)])
+    assert bad.exit_code == 2 and "is not a billing export" in bad.output and "ledger is unchanged" in bad.output
+
+
+hourly_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["m5.large", "m5.xlarge", "c5.2xlarge", "t3.micro", "r5.24xlarge"]),
+        st.sampled_from(["us-east-1", "eu-west-1"]),
+        st.integers(0, 47),                      # hour
+        st.integers(1, 3),                       # hours spanned
+        st.decimals(0, 10, places=3),            # consumed hours
+        st.decimals(0, 100, places=6),           # cost
+    ),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(hourly_rows)
+def test_any_bill_ties_and_keeps_every_pool_unit(tmp_path_factory, rows):
+    """Sums tie exactly, and pool-hours add up to hours × normalization factor, however rows span hours."""
+    folder = tmp_path_factory.mktemp("prop")
+    path = folder / "bill.csv"
+    start = datetime(2025, 3, 1)
+    lines = ["ProviderName,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,"
+             "BilledCost,EffectiveCost,ListCost,RegionId,ChargeDescription"]
+    expected_units = Decimal(0)
+    for instance, region, hour, span, used, cost in rows:
+        begin = start + timedelta(hours=hour)
+        lines.append(f"AWS,USD,Usage,{begin:%Y-%m-%dT%H:%M:%SZ},{begin + timedelta(hours=span):%Y-%m-%dT%H:%M:%SZ},{used},Hours,"
+                     f"{cost},{cost},{cost},{region},$1 per On Demand Linux {instance} Instance Hour")
+        expected_units += used * factor(instance.split(".")[1])
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest([path], folder / "l.duckdb")[0]
+    total = sum((r[5] for r in rows), Decimal(0))
+    assert report.loaded == {"BilledCost": total, "EffectiveCost": total, "ListCost": total}
+    frame = pool_hours_duckdb(folder / "l.duckdb")
+    got = sum((Decimal(q) for q in frame["quantity"]), Decimal(0))
+    assert abs(got - expected_units) <= Decimal("1e-11") * len(rows) * 3
