@@ -7,8 +7,10 @@ spend-based ones). So per hour, Used + Unused is the commitment's size, and
 
     utilization = Σ quantity(Used) / Σ quantity(Used + Unused)
 
-and its amortized cost is the EffectiveCost of those rows. The term comes from a one-time
-purchase row, whose charge period is the term; otherwise the bill only shows the hours it covers
+and its amortized cost is the EffectiveCost of those rows. CUR's reservation and savings-plan
+lines are read the same way (``billing.formats.cur``: covered usage is Used, the fee line's unused
+part Unused). The term comes from the bill's own start and end (CUR) or from a one-time purchase
+row, whose charge period is the term; otherwise the bill only shows the hours it covers
 (``end_seen_only``). With a price book, each commitment is matched to the offering that covers
 its pool with the same term, so the existing-commitments CSV feeds ``plan --existing``.
 """
@@ -30,15 +32,15 @@ WITH used AS (
         any_value(commitment_discount_type) AS kind,
         any_value(commitment_discount_unit) AS unit,
         min(charge_period_start) AS first_hour, max(charge_period_end) AS last_hour,
-        count(DISTINCT charge_period_start) AS hours,
+        date_diff('hour', min(charge_period_start), max(charge_period_end)) AS hours,
+        min(commitment_start) AS term_start_given, max(commitment_end) AS term_end_given,
         coalesce(sum(commitment_discount_quantity) FILTER (WHERE commitment_discount_status = 'Used'), 0) AS used,
         coalesce(sum(commitment_discount_quantity), 0) AS committed,
         coalesce(sum(effective_cost), 0) AS amortized_cost,
         string_agg(DISTINCT pool, ' ') FILTER (WHERE pool IS NOT NULL) AS pools,
         any_value(provider) AS provider
     FROM charges
-    WHERE commitment_discount_id IS NOT NULL AND charge_category = 'Usage'
-      AND commitment_discount_status IN ('Used', 'Unused')
+    WHERE commitment_discount_id IS NOT NULL AND commitment_discount_status IN ('Used', 'Unused')
     GROUP BY 1
 ), bought AS (
     SELECT commitment_discount_id AS id,
@@ -48,7 +50,9 @@ WITH used AS (
     FROM charges WHERE commitment_discount_id IS NOT NULL AND charge_category = 'Purchase'
     GROUP BY 1
 )
-SELECT used.*, bought.term_start, bought.term_end, coalesce(bought.purchase_cost, 0)
+SELECT used.* EXCLUDE (term_start_given, term_end_given),
+    coalesce(used.term_start_given, bought.term_start), coalesce(used.term_end_given, bought.term_end),
+    coalesce(bought.purchase_cost, 0)
 FROM used LEFT JOIN bought USING (id) ORDER BY id
 """
 
@@ -61,7 +65,7 @@ class BilledCommitment:
     provider: str | None
     pools: tuple[str, ...]
     quantity: Decimal
-    """Size per hour in ``unit``: Σ(Used + Unused) over the hours the bill shows, per hour."""
+    """Size per hour in ``unit``: Σ(Used + Unused) over the span of hours the bill shows, per hour."""
     start: datetime
     end: datetime
     end_seen_only: bool

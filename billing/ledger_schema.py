@@ -31,7 +31,7 @@ def _money(name: str, focus: str) -> Column:
     return Column(name, DECIMAL, focus)
 
 
-def _time(name: str, focus: str) -> Column:
+def _time(name: str, focus: str | None) -> Column:
     return Column(name, "TIMESTAMP", focus)
 
 
@@ -74,6 +74,8 @@ CHARGE_COLUMNS: tuple[Column, ...] = (
     _text("commitment_discount_status", "CommitmentDiscountStatus"),
     Column("commitment_discount_quantity", DECIMAL, "CommitmentDiscountQuantity"),
     _text("commitment_discount_unit", "CommitmentDiscountUnit"),
+    _time("commitment_start", None),
+    _time("commitment_end", None),
     _text("instance_type", None),
     _text("operating_system", None),
     _text("tags", "Tags"),

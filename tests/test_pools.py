@@ -207,3 +207,60 @@ def test_any_bill_ties_and_keeps_every_pool_unit(tmp_path_factory, rows):
     frame = pool_hours_duckdb(folder / "l.duckdb")
     got = sum((Decimal(q) for q in frame["quantity"]), Decimal(0))
     assert abs(got - expected_units) <= Decimal("1e-11") * len(rows) * 3
+
+
+def test_cur_reservation_and_savings_plan_lines_become_commitments(tmp_path):
+    """A 4-hour window: an m5 RI of 8 normalized units, 6 used each hour (0.75 h of m5.xlarge, NF 8),
+    its fee line leaving 8 units idle; a $1/h savings plan consuming 0.6, 0.8, 1.0, 0.6."""
+    import csv as csv_module
+
+    header = ["line_item_line_item_type", "line_item_usage_start_date", "line_item_usage_end_date",
+              "line_item_unblended_cost", "line_item_usage_amount", "line_item_normalization_factor",
+              "line_item_product_code", "line_item_usage_type", "product_instance_type", "product_region_code",
+              "product_operating_system", "reservation_reservation_a_r_n", "reservation_effective_cost",
+              "reservation_unused_normalized_unit_quantity", "reservation_start_time", "reservation_end_time",
+              "savings_plan_savings_plan_a_r_n", "savings_plan_savings_plan_effective_cost",
+              "savings_plan_total_commitment_to_date", "savings_plan_used_commitment", "savings_plan_start_time",
+              "savings_plan_end_time", "line_item_currency_code", "bill_payer_account_id"]
+    ri, sp = "arn:aws:ec2:us-east-1:1:reserved-instances/r1", "arn:aws:savingsplans::1:savingsplan/s1"
+    hour = lambda h: f"2025-01-01T{h:02d}:00:00Z"  # noqa: E731
+    rows = []
+    for h, consumed in zip(range(4), ("0.6", "0.8", "1.0", "0.6")):
+        rows.append(dict(line_item_line_item_type="DiscountedUsage", line_item_usage_start_date=hour(h),
+                         line_item_usage_end_date=hour(h + 1), line_item_unblended_cost="0", line_item_usage_amount="0.75",
+                         line_item_normalization_factor="8", line_item_product_code="AmazonEC2",
+                         line_item_usage_type="BoxUsage:m5.xlarge", product_instance_type="m5.xlarge",
+                         product_region_code="us-east-1", product_operating_system="Linux",
+                         reservation_reservation_a_r_n=ri, reservation_effective_cost="0.09",
+                         reservation_start_time="2024-06-01T00:00:00Z", reservation_end_time="2025-06-01T00:00:00Z"))
+        rows.append(dict(line_item_line_item_type="SavingsPlanCoveredUsage", line_item_usage_start_date=hour(h),
+                         line_item_usage_end_date=hour(h + 1), line_item_unblended_cost="1.20", line_item_usage_amount="1",
+                         line_item_product_code="AmazonEC2", line_item_usage_type="BoxUsage:c5.2xlarge",
+                         product_instance_type="c5.2xlarge", product_region_code="us-east-1", product_operating_system="Linux",
+                         savings_plan_savings_plan_a_r_n=sp, savings_plan_savings_plan_effective_cost=consumed,
+                         savings_plan_start_time="2024-01-01T00:00:00Z", savings_plan_end_time="2027-01-01T00:00:00Z"))
+        rows.append(dict(line_item_line_item_type="SavingsPlanRecurringFee", line_item_usage_start_date=hour(h),
+                         line_item_usage_end_date=hour(h + 1), line_item_unblended_cost="1.00",
+                         savings_plan_savings_plan_a_r_n=sp, savings_plan_total_commitment_to_date="1.00",
+                         savings_plan_used_commitment=consumed,
+                         savings_plan_start_time="2024-01-01T00:00:00Z", savings_plan_end_time="2027-01-01T00:00:00Z"))
+    rows.append(dict(line_item_line_item_type="RIFee", line_item_usage_start_date=hour(0), line_item_usage_end_date=hour(4),
+                     line_item_unblended_cost="0.48", reservation_reservation_a_r_n=ri,
+                     reservation_unused_normalized_unit_quantity="8",
+                     reservation_start_time="2024-06-01T00:00:00Z", reservation_end_time="2025-06-01T00:00:00Z"))
+    path = tmp_path / "cur2.csv"
+    with path.open("w", newline="") as stream:
+        writer = csv_module.DictWriter(stream, fieldnames=header)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({**{k: "" for k in header}, "line_item_currency_code": "USD", "bill_payer_account_id": "1", **r})
+    ledger = tmp_path / "l.duckdb"
+    ingest([path], ledger)
+    found = {c.id: c for c in commitments_in(ledger)}
+    assert found[ri].quantity == 8 and found[ri].utilization == 0.75 and found[ri].unit == "Normalized Hour"
+    assert (found[ri].start.isoformat(), found[ri].end.isoformat()) == ("2024-06-01T00:00:00+00:00", "2025-06-01T00:00:00+00:00")
+    assert found[sp].quantity == 1 and found[sp].utilization == pytest.approx(3.0 / 4.0) and found[sp].unit == "USD"
+    assert found[ri].pools == ("aws:ec2:us-east-1:m5:linux",) and not found[ri].end_seen_only
+    frame = pool_hours_duckdb(ledger)
+    m5 = frame[frame["pool"] == "aws:ec2:us-east-1:m5:linux"]
+    assert list(m5["quantity"]) == [Decimal(6)] * 4

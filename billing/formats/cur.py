@@ -24,6 +24,7 @@ NUMERIC = (
     "reservation_effective_cost", "savings_plan_savings_plan_effective_cost",
     "reservation_unused_amortized_upfront_fee_for_billing_period", "reservation_unused_recurring_fee",
     "savings_plan_total_commitment_to_date", "savings_plan_used_commitment",
+    "reservation_unused_normalized_unit_quantity",
 )
 COVERED = ("DiscountedUsage", "SavingsPlanCoveredUsage")
 
@@ -73,6 +74,20 @@ def _effective(raw: CurRaw) -> str:
         f"WHEN 'SavingsPlanRecurringFee' THEN {part('savings_plan_total_commitment_to_date')} - {part('savings_plan_used_commitment')} "
         f"WHEN 'SavingsPlanUpfrontFee' THEN {zero} WHEN 'SavingsPlanNegation' THEN {zero} "
         f"ELSE {unblended} END"
+    )
+
+
+def _commitment_quantity(raw: CurRaw, kind: str) -> str:
+    """The part of a commitment a row used or left idle, as FOCUS counts it: normalized hours of a
+    reservation (covered usage × normalization factor; the RI fee line's unused units), dollars of
+    a savings plan (the commitment the covered usage consumed; the fee line's unused commitment)."""
+    usage, factor = raw.num("line_item_usage_amount"), raw.num("line_item_normalization_factor")
+    return (
+        f"CASE WHEN {kind} = 'DiscountedUsage' THEN {usage} * coalesce(NULLIF({factor}, 0), 1) "
+        f"WHEN {kind} = 'RIFee' THEN {raw.num('reservation_unused_normalized_unit_quantity')} "
+        f"WHEN {kind} = 'SavingsPlanCoveredUsage' THEN {raw.num('savings_plan_savings_plan_effective_cost')} "
+        f"WHEN {kind} = 'SavingsPlanRecurringFee' THEN {raw.num('savings_plan_total_commitment_to_date')} "
+        f"- {raw.num('savings_plan_used_commitment')} END"
     )
 
 
@@ -128,7 +143,14 @@ def _charges(raw: CurRaw) -> dict[str, str]:
         "commitment_discount_type": f"CASE WHEN {kind} = 'DiscountedUsage' OR ({kind} IN ('RIFee', 'Fee') "
                                     f"AND {raw.text('reservation_reservation_a_r_n')} IS NOT NULL) THEN 'Reserved Instance' "
                                     f"WHEN {kind} LIKE 'SavingsPlan%' THEN 'Savings Plan' END",
-        "commitment_discount_status": f"CASE WHEN {kind} IN {COVERED} THEN 'Used' END",
+        "commitment_discount_status": f"CASE WHEN {kind} IN {COVERED} THEN 'Used' "
+                                      f"WHEN {kind} IN ('RIFee', 'SavingsPlanRecurringFee') THEN 'Unused' END",
+        "commitment_discount_quantity": _commitment_quantity(raw, kind),
+        "commitment_discount_unit": f"CASE WHEN {kind} IN ('DiscountedUsage', 'RIFee') THEN 'Normalized Hour' "
+                                    f"WHEN {kind} IN ('SavingsPlanCoveredUsage', 'SavingsPlanRecurringFee') "
+                                    f"THEN {raw.text('line_item_currency_code')} END",
+        "commitment_start": f"coalesce({raw.ts('reservation_start_time')}, {raw.ts('savings_plan_start_time')})",
+        "commitment_end": f"coalesce({raw.ts('reservation_end_time')}, {raw.ts('savings_plan_end_time')})",
         "instance_type": raw.text("product_instance_type"),
         "operating_system": raw.text("product_operating_system"),
         "tags": _tags(raw),
