@@ -10,6 +10,7 @@ refused unless ``replace`` is set, which removes the earlier file's charges firs
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -65,6 +66,8 @@ def ingest(paths: Sequence[Path | str], ledger: Path | str, replace: bool = Fals
            progress: Callable[[str], None] | None = None) -> list[FileReport]:
     """Load every file or none: any error rolls the whole command back."""
     connection = open_ledger(ledger)
+    if progress is not None and sys.stdout.isatty():
+        connection.execute("SET enable_progress_bar = true")  # DuckDB draws it for passes over ~2 s
     try:
         connection.execute("BEGIN TRANSACTION")
         reports = []

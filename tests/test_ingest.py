@@ -185,3 +185,13 @@ def test_sums_are_exact_where_floats_would_drift(tmp_path):
     report = ingest([path], tmp_path / "l.duckdb")[0]
     assert report.loaded == {"BilledCost": Decimal("100"), "EffectiveCost": Decimal("200"), "ListCost": Decimal("300")}
 
+
+
+def test_focus_1_3_service_provider_name_is_the_provider(tmp_path):
+    path = tmp_path / "focus13.csv"
+    path.write_text(
+        "ServiceProviderName,HostProviderName,BilledCost,EffectiveCost,ListCost,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,BillingCurrency\n"
+        "AWS,AWS,1.50,1.25,2.00,2025-01-01T00:00:00Z,2025-01-01T01:00:00Z,Usage,USD\n"
+    )
+    report = ingest([path], tmp_path / "l.duckdb")[0]
+    assert [(p.provider, p.rows) for p in report.periods] == [("AWS", 1)]
