@@ -102,6 +102,25 @@ def register(app: typer.Typer) -> None:
             for x in r.rejected:
                 out.print(escape(f"rejected: {x.file}, row {x.row}, column '{x.column}': {x.reason}"), highlight=False)
 
+    @app.command("export")
+    def export_command(
+        ledger: Annotated[Path, typer.Option(help="the ledger (a DuckDB file)")],
+        out_path: Annotated[Path, typer.Option("--out", help="FOCUS 1.2 file to write")],
+        file_format: Annotated[str, typer.Option("--format", help="csv or parquet")] = "csv",
+    ):
+        """Write the ledger as FOCUS 1.2 (the columns it fills)."""
+        from billing.focus_export import export_focus
+
+        if file_format not in ("csv", "parquet"):
+            _fail("--format must be csv or parquet")
+        try:
+            result = export_focus(ledger, out_path, file_format)
+        except FileNotFoundError as e:
+            _fail(str(e))
+        out.print(f"{result.rows:,} rows, {len(result.columns)} FOCUS 1.2 columns → {out_path}")
+        for column, why in result.left_out.items():
+            out.print(escape(f"  not written: {column} ({why})"), highlight=False)
+
     @app.command()
     def pools(
         ledger: Annotated[Path, typer.Option(help="the ledger (a DuckDB file)")],
