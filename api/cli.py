@@ -14,7 +14,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from api.output import bill_table, print_plan, write_atomically
 from models.errors import InputError, PlanningError
 from models.policy import load_policy
-from models.readers import read_existing, read_price_book, read_purchases_from_plan, read_usage
+from models.readers import (
+    read_existing,
+    read_price_book,
+    read_purchases_from_plan,
+    read_usage,
+)
 from solver.backends import BACKENDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Size cloud commitments exactly from hourly usage.")
@@ -176,9 +181,11 @@ def _register_commands() -> None:
     from api.backtest_command import register as register_backtest
     from api.compare_command import register as register_compare
     from api.ledger_commands import register as register_ledger
+    from api.prices_command import register as register_prices
 
     register_compare(app)
     register_ledger(app)
+    register_prices(app)
     register_backtest(app)
 
 

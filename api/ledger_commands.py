@@ -130,7 +130,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     ):
         """Aggregate the ledger to hourly usage per commitment pool (and the commitments it shows)."""
-        from billing.commitments_from_bill import commitments_in, match_offerings, write_existing
+        from billing.commitments_from_bill import (
+            commitments_in,
+            match_offerings,
+            write_existing,
+        )
         from billing.pools import export_pools
         from models.readers import read_price_book
 

@@ -21,7 +21,15 @@ import duckdb
 from billing.formats.base import DECIMAL, Format, Raw, q
 from billing.ledger import open_ledger
 from billing.ledger_schema import CHARGE_COLUMNS
-from billing.reading import ROW, check_required, columns_of, first_line, recognize, sha256_of, text_relation
+from billing.reading import (
+    ROW,
+    check_required,
+    columns_of,
+    first_line,
+    recognize,
+    sha256_of,
+    text_relation,
+)
 from models.errors import InputError
 
 MEASURES = ("BilledCost", "EffectiveCost", "ListCost")

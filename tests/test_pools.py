@@ -18,7 +18,14 @@ from billing.commitments_from_bill import commitments_in
 from billing.ingest import ingest
 from billing.pool_hours import pool_hours_duckdb
 from billing.pools import export_pools
-from tests.test_ingest import AZURE_AMORTIZED, FOCUS_SAMPLE, GCP_SAMPLE, SPEC, number, rows_of
+from tests.test_ingest import (
+    AZURE_AMORTIZED,
+    FOCUS_SAMPLE,
+    GCP_SAMPLE,
+    SPEC,
+    number,
+    rows_of,
+)
 
 SIZES = {"nano": Decimal("0.25"), "micro": Decimal("0.5"), "small": 1, "medium": 2, "large": 4, "xlarge": 8}
 

@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from billing.catalogs import aws_common as aws
-from billing.catalogs.book import Rate, collapse, make_frame, offering_row, on_demand_row
+from billing.catalogs.book import (
+    Rate,
+    collapse,
+    make_frame,
+    offering_row,
+    on_demand_row,
+)
 from billing.catalogs.tables import find_header, read_table
 from models.pricing import HOURS_PER_MONTH
 

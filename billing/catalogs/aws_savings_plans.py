@@ -15,6 +15,7 @@ counted in the notes. The file has no on-demand prices: merge it with an offer-f
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -23,8 +24,17 @@ import pandas as pd
 
 from billing.catalogs import aws_common as aws
 from billing.catalogs.aws_offer import INSTANCE_USAGE
-from billing.catalogs.book import SHORT_PAYMENT, Rate, collapse, make_frame, offering_row, savings_plan_upfront, term_label
+from billing.catalogs.book import (
+    SHORT_PAYMENT,
+    Rate,
+    collapse,
+    make_frame,
+    offering_row,
+    savings_plan_upfront,
+    term_label,
+)
 from billing.catalogs.tables import find_header, read_table
+from models.errors import InputError
 
 REQUIRED = (
     "SKU", "Unit", "DiscountedRate", "DiscountedServiceCode", "DiscountedUsageType", "DiscountedOperation",
@@ -32,6 +42,16 @@ REQUIRED = (
 )
 OPTIONAL = ("LeaseContractLengthUnit", "Instance Family", "Currency", "Description")
 PLAN_KINDS = {"ComputeSavingsPlans": "compute", "EC2InstanceSavingsPlans": "ec2"}
+PRICING_HOST = "https://pricing.us-east-1.amazonaws.com"
+
+
+def rate_file_urls(index_path: str | Path) -> dict[str, str]:
+    """Region -> CSV rate file URL, from a Savings Plans region index (``currentSavingsPlanIndexUrl``)."""
+    try:
+        regions = json.loads(Path(index_path).read_text(encoding="utf-8"))["regions"]
+        return {r["regionCode"]: PRICING_HOST + r["versionUrl"].removesuffix(".json") + ".csv" for r in regions}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(str(index_path), f"not a Savings Plans region index ({exc})") from None
 
 
 def import_aws_savings_plans(path: str | Path) -> pd.DataFrame:

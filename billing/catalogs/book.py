@@ -69,17 +69,18 @@ def savings_plan_upfront(payment: str, months: int) -> float:
     return share * months * HOURS_PER_MONTH
 
 
-def collapse(key: str, what: str, rates: list[Rate], notes: list[str], term_hours: float = math.inf) -> Rate:
-    """The figures of the smallest size; a note when other sizes' amortized per-unit cost differs."""
-    rates = sorted(rates, key=lambda r: (r.factor, r.label))
+def collapse(key: str, what: str, rates: list[Rate], notes: list[str], term_hours: float = math.inf,
+             by: str = "size") -> Rate:
+    """The figures of the smallest size (or first row); a note when the others' amortized per-unit cost differs."""
+    rates = sorted(rates, key=lambda r: (r.factor, r.label)) if by == "size" else rates
     best = rates[0]
     per_unit = [((r.hourly + r.upfront / term_hours) / r.factor, r.label) for r in rates]
     low, high = min(per_unit), max(per_unit)
     if low[0] > 0 and (high[0] - low[0]) / low[0] > SPREAD_TOLERANCE:
         notes.append(
-            f"{key} {what}: per-unit figures differ by size, from {low[0]:.6g} ({low[1]}) to "
+            f"{key} {what}: per-unit figures differ by {by}, from {low[0]:.6g} ({low[1]}) to "
             f"{high[0]:.6g} ({high[1]}), spread {100 * (high[0] - low[0]) / low[0]:.2f}%; "
-            f"used the smallest size ({best.label})"
+            f"used {'the smallest size' if by == 'size' else 'the first'} ({best.label})"
         )
     return best
 

@@ -80,7 +80,11 @@ def read_table(
     header: int = 1,
     keep: Callable[[pd.DataFrame], np.ndarray] | None = None,
 ) -> Table:
-    """Read the columns wanted from a CSV whose header is on line ``header``; ``keep`` filters rows early."""
+    """Read the columns wanted from a CSV whose header is on line ``header``.
+
+    ``keep`` filters each chunk as it is read (it sees the cells unstripped); the rows kept are
+    returned stripped, with their file lines.
+    """
     file = existing_file(path)
     names = [c.strip() for c in first_lines(file, header)[header - 1]] if header else []
     for column in required:
