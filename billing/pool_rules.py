@@ -3,11 +3,14 @@
 The provider rules of DESIGN.md §5, as SQL over a row's ledger values, so that they run inside
 the ingest query:
 
-- AWS EC2: regional Linux reservations are size-flexible within a family, so Linux usage goes to
-  ``aws:ec2:{region}:{family}:linux`` in normalized units (hours × the size's normalization
-  factor: nano 0.25, micro 0.5, small 1, medium 2, large 4, xlarge 8, Nxlarge 8N; the bill's own
-  factor where it gives one). Other operating systems are not size-flexible: their pool is
-  ``aws:ec2:{region}:{instance_type}:{os}`` in instance-hours. Spot usage has no pool.
+- AWS EC2: regional Linux reservations (shared tenancy, no SQL Server, no BYOL) are size-flexible
+  within a family, so that usage goes to ``aws:ec2:{region}:{family}:linux`` in normalized units
+  (hours × the size's normalization factor: nano 0.25, micro 0.5, small 1, medium 2, large 4,
+  xlarge 8, Nxlarge 8N; the bill's own factor where it gives one). Everything else (other
+  operating systems, SQL Server, BYOL, dedicated tenancy, the families AWS excludes) is one pool
+  per instance type, ``aws:ec2:{region}:{instance_type}:{os}`` in instance-hours, ``os`` spelled
+  as the price catalogs spell it (``windows-sql-web-dedicated``). Spot usage and dedicated hosts
+  have no pool.
 - Azure VMs: ``azure:vm:{region}:{meter}`` in instance-hours (the export carries no
   instance-size-flexibility ratios, so sizes are kept apart; the reservation covers one meter).
 - GCP Compute Engine: resource-based CUDs commit vCPU and memory per region and machine series,
@@ -34,11 +37,26 @@ def aws_normalization_factor(instance_type: str) -> str:
     )
 
 
-def aws_os(os_text: str) -> str:
-    """linux for Linux/UNIX, else the slug of what the bill says (windows, rhel, suse …)."""
-    return (
+NOT_SIZE_FLEXIBLE = ("g4ad", "g4dn", "g5", "g5g", "inf1")
+"""Families AWS leaves out of size flexibility (as ``billing.catalogs.aws_common`` prices them)."""
+
+
+def aws_os(os_text: str, software: str = "NULL", byol: str = "false", dedicated: str = "false") -> str:
+    """The OS part of a pool id, as the price catalogs write it: linux for Linux/UNIX, else the slug
+    of what the bill says (windows, rhel, suse …), then -sql-web/-sql-std/-sql-ent for pre-installed
+    SQL Server, -byol and -dedicated, because each of those has its own price."""
+    base = (
         f"CASE WHEN {os_text} IS NULL OR lower({os_text}) IN ('linux', 'linux/unix') "
         f"THEN 'linux' ELSE {slug(os_text)} END"
+    )
+    sql = (
+        f"CASE lower(coalesce({software}, '')) WHEN 'sql web' THEN '-sql-web' WHEN 'web' THEN '-sql-web' "
+        f"WHEN 'sql std' THEN '-sql-std' WHEN 'standard' THEN '-sql-std' WHEN 'std' THEN '-sql-std' "
+        f"WHEN 'sql ent' THEN '-sql-ent' WHEN 'enterprise' THEN '-sql-ent' WHEN 'ent' THEN '-sql-ent' ELSE '' END"
+    )
+    return (
+        f"({base} || {sql} || CASE WHEN {byol} THEN '-byol' ELSE '' END "
+        f"|| CASE WHEN {dedicated} THEN '-dedicated' ELSE '' END)"
     )
 
 
@@ -46,8 +64,8 @@ def aws_ec2_pool(region: str, instance_type: str, os_name: str, hours: str,
                  bill_factor: str = "NULL") -> tuple[str, str]:
     """(pool, quantity) for EC2 instance usage; the caller passes NULL hours for other rows."""
     factor = f"coalesce(NULLIF({bill_factor}, 0), {aws_normalization_factor(instance_type)})"
-    flexible = f"({os_name} = 'linux' AND {factor} IS NOT NULL)"
     family = f"split_part({instance_type}, '.', 1)"
+    flexible = f"({os_name} = 'linux' AND {factor} IS NOT NULL AND {family} NOT IN {NOT_SIZE_FLEXIBLE})"
     pool = (
         f"CASE WHEN {hours} IS NULL OR {instance_type} IS NULL OR {region} IS NULL THEN NULL "
         f"WHEN {flexible} THEN 'aws:ec2:' || {region} || ':' || {family} || ':linux' "

@@ -45,7 +45,7 @@ def expected_focus_pools(rows) -> dict[tuple[str, str], Decimal]:
             continue
         os_name, family, size = match.groups()
         nf = factor(size)
-        if os_name == "Linux" and nf is not None:
+        if os_name == "Linux" and nf is not None and family not in ("g4ad", "g4dn", "g5", "g5g", "inf1"):
             key = f"aws:ec2:{r['RegionId']}:{family}:linux"
             quantity = number(r["ConsumedQuantity"]) * nf
         else:
@@ -271,3 +271,32 @@ def test_cur_reservation_and_savings_plan_lines_become_commitments(tmp_path):
     frame = pool_hours_duckdb(ledger)
     m5 = frame[frame["pool"] == "aws:ec2:us-east-1:m5:linux"]
     assert list(m5["quantity"]) == [Decimal(6)] * 4
+
+
+@pytest.mark.parametrize("description, pool, units", [
+    ("$0.096 per On Demand Linux m5.large Instance Hour", "aws:ec2:us-east-1:m5:linux", 4),
+    ("$0.3 per On Demand Windows with SQL Web m5.large Instance Hour", "aws:ec2:us-east-1:m5.large:windows-sql-web", 1),
+    ("$0.1 per On Demand Windows BYOL m5.large Instance Hour", "aws:ec2:us-east-1:m5.large:windows-byol", 1),
+    ("$0.2 per On Demand Red Hat Enterprise Linux with HA m5.large Instance Hour",
+     "aws:ec2:us-east-1:m5.large:red-hat-enterprise-linux-with-ha", 1),
+    ("$1.0 per On Demand Linux g5.xlarge Instance Hour", "aws:ec2:us-east-1:g5.xlarge:linux", 1),
+    ("$0.11 per Dedicated Usage Linux m5.large Dedicated Instance Hour", "aws:ec2:us-east-1:m5.large:linux-dedicated", 1),
+])
+def test_ingested_pools_are_the_price_catalogs_pools(tmp_path, description, pool, units):
+    """Ingest names a pool exactly as the price catalogs do (billing.catalogs.aws_common.pool_for)."""
+    from billing.catalogs.aws_common import pool_for
+
+    path = tmp_path / "bill.csv"
+    path.write_text(
+        "ProviderName,BillingCurrency,ChargeCategory,ChargePeriodStart,ChargePeriodEnd,ConsumedQuantity,ConsumedUnit,"
+        "BilledCost,EffectiveCost,ListCost,RegionId,ChargeDescription\n"
+        f'AWS,USD,Usage,2025-01-01T00:00:00Z,2025-01-01T01:00:00Z,1,Hours,1,1,1,us-east-1,"{description}"\n'
+    )
+    ingest([path], tmp_path / "l.duckdb")
+    frame = pool_hours_duckdb(tmp_path / "l.duckdb")
+    assert list(frame["pool"]) == [pool] and list(frame["quantity"]) == [Decimal(units)]
+    os_name = re.search(r"(?:On Demand|Dedicated Usage) (.+?)(?: BYOL| with SQL Web)? [a-z0-9]+\.\w+ ", description).group(1)
+    expected, _ = pool_for("us-east-1", re.search(r"([a-z0-9]+\.[a-z0-9]+) (?:Dedicated )?Instance", description).group(1),
+                           os_name, "sql-web" if "SQL Web" in description else "", "BYOL" in description,
+                           "Dedicated" in description)
+    assert expected == pool

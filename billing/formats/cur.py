@@ -155,6 +155,9 @@ def _charges(raw: CurRaw) -> dict[str, str]:
         "operating_system": raw.text("product_operating_system"),
         "tags": _tags(raw),
         "_normalization_factor": raw.num("line_item_normalization_factor"),
+        "_software": raw.text("product_pre_installed_sw"),
+        "_byol": f"coalesce(lower({raw.text('product_license_model')}) LIKE '%bring your own%', false)",
+        "_tenancy": raw.text("product_tenancy"),
         "_product_code": raw.text("line_item_product_code"),
         "_usage_type": usage_type,
     }
@@ -171,11 +174,13 @@ def _source_sums(raw: CurRaw) -> dict[str, str]:
 def _pool(raw: Raw) -> tuple[str, str]:
     hours = (
         "CASE WHEN _product_code = 'AmazonEC2' AND charge_category = 'Usage' "
-        "AND coalesce(pricing_category, '') <> 'Dynamic' "
+        "AND coalesce(pricing_category, '') <> 'Dynamic' AND coalesce(_tenancy, '') <> 'Host' "
         "AND (_usage_type LIKE '%BoxUsage%' OR _usage_type LIKE '%DedicatedUsage%') "
         "THEN consumed_quantity END"
     )
-    return aws_ec2_pool("region_id", "instance_type", aws_os("operating_system"), hours, "_normalization_factor")
+    dedicated = "(coalesce(_tenancy, '') = 'Dedicated' OR _usage_type LIKE '%DedicatedUsage%')"
+    os_name = aws_os("operating_system", "_software", "_byol", dedicated)
+    return aws_ec2_pool("region_id", "instance_type", os_name, hours, "_normalization_factor")
 
 
 CUR = Format(

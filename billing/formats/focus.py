@@ -11,7 +11,7 @@ NUMERIC = (
     "ContractedUnitPrice", "ConsumedQuantity", "PricingQuantity", "CommitmentDiscountQuantity",
 )
 
-INSTANCE_HOUR = r"([a-z][a-z0-9-]*\.[a-z0-9]+) Instance Hour"
+INSTANCE_HOUR = r"([a-z][a-z0-9-]*\.[a-z0-9]+) (?:Dedicated )?Instance Hour"
 """AWS writes the instance type into ChargeDescription: '$0.34 per On Demand Linux c5.2xlarge Instance Hour'."""
 
 
@@ -45,7 +45,8 @@ def _operating_system(raw: Raw) -> str:
     if raw.has("ChargeDescription"):
         return (
             "NULLIF(regexp_extract(ChargeDescription, "
-            r"'(?:On Demand|Reserved|Spot) ([A-Za-z/ ]+?) [a-z][a-z0-9-]*\.[a-z0-9]+ Instance Hour', 1), '')"
+            r"'(?:On Demand|Reserved|Spot|Dedicated Usage) ([A-Za-z/ ]+?)(?: BYOL)?(?: with SQL [A-Za-z ]+?)? "
+            r"[a-z][a-z0-9-]*\.[a-z0-9]+ (?:Dedicated )?Instance Hour', 1), '')"
         )
     return "NULL"
 
@@ -109,7 +110,11 @@ def _pool(raw: Raw) -> tuple[str, str]:
         "AND lower(coalesce(consumed_unit, pricing_unit, '')) IN ('hours', 'hour', 'hrs') "
         "THEN coalesce(consumed_quantity, pricing_quantity) END"
     )
-    return aws_ec2_pool("region_id", "instance_type", aws_os("operating_system"), hours)
+    software = r"regexp_extract(charge_description, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
+    os_name = aws_os("operating_system", f"NULLIF({software}, '')",
+                     "coalesce(charge_description LIKE '%BYOL%', false)",
+                     "coalesce(charge_description LIKE '%Dedicated%', false)")
+    return aws_ec2_pool("region_id", "instance_type", os_name, hours)
 
 
 FOCUS = Format(
