@@ -84,16 +84,29 @@ def azure_vm_pool(region: str, meter: str, hours: str) -> tuple[str, str]:
 
 
 def gcp_compute_pool(region: str, sku_description: str, amount: str) -> tuple[str, str]:
-    """Cores and RAM of a machine series, from SKU descriptions such as
-    'N2 Instance Core running in Americas' or 'E2 Instance Ram running in Belgium'."""
-    series = f"lower(regexp_extract({sku_description}, '^([A-Za-z0-9]+) (?:AMD )?Instance (?:Core|Ram)', 1))"
+    """Cores and RAM of a machine series, from SKU descriptions such as 'N2 Instance Core running in
+    Americas', 'C2D AMD Instance Ram …', 'N1 Predefined Instance Core …', 'M3 Memory-optimized
+    Instance Core …', 'Compute optimized Core …' (C2) and 'Memory-optimized Instance Ram …' (M1 and
+    M2 share that SKU and its commitment; their pool is m1). Custom machine types count in their
+    series' pool, as the series' commitments cover them (at on-demand they cost ~5% more than the
+    predefined rate the pool is priced at)."""
+    named = (
+        f"lower(regexp_extract({sku_description}, "
+        f"'^([A-Za-z0-9]+) (?:AMD |Arm |Predefined |Memory-optimized )?(?:Custom )?Instance (?:Core|Ram)', 1))"
+    )
+    series = (
+        f"CASE WHEN regexp_matches({sku_description}, '^Compute optimized (?:Core|Ram)') THEN 'c2' "
+        f"WHEN regexp_matches({sku_description}, '^Memory-optimized Instance (?:Core|Ram)') THEN 'm1' "
+        f"WHEN regexp_matches({sku_description}, '^Custom Instance (?:Core|Ram)') THEN 'n1' "
+        f"ELSE {named} END"
+    )
     resource = (
-        f"CASE WHEN regexp_matches({sku_description}, 'Instance Core') THEN 'vcpu' "
-        f"WHEN regexp_matches({sku_description}, 'Instance Ram') THEN 'memory' END"
+        f"CASE WHEN regexp_matches({sku_description}, '(?:Instance )?Core running') THEN 'vcpu' "
+        f"WHEN regexp_matches({sku_description}, '(?:Instance )?Ram running') THEN 'memory' END"
     )
     covered = (
         f"({amount} IS NOT NULL AND {region} IS NOT NULL AND {series} <> '' AND {resource} IS NOT NULL "
-        f"AND NOT regexp_matches(lower({sku_description}), 'spot|preemptible|commitment'))"
+        f"AND NOT regexp_matches(lower({sku_description}), 'spot|preemptible|commitment|sole tenancy|premium'))"
     )
     pool = f"CASE WHEN {covered} THEN 'gcp:compute:' || {region} || ':' || {series} || ':' || {resource} END"
     return pool, f"CASE WHEN {covered} THEN {amount} END"

@@ -300,3 +300,31 @@ def test_ingested_pools_are_the_price_catalogs_pools(tmp_path, description, pool
                            os_name, "sql-web" if "SQL Web" in description else "", "BYOL" in description,
                            "Dedicated" in description)
     assert expected == pool
+
+
+@pytest.mark.parametrize("sku, series, resource", [
+    ("N2 Instance Core running in Americas", "n2", "vcpu"),
+    ("C2D AMD Instance Ram running in Americas", "c2d", "memory"),
+    ("N1 Predefined Instance Core running in Americas", "n1", "vcpu"),
+    ("M3 Memory-optimized Instance Core running in Americas", "m3", "vcpu"),
+    ("Compute optimized Core running in Americas", "c2", "vcpu"),
+    ("Memory-optimized Instance Ram running in Americas", "m1", "memory"),
+    ("N2 Custom Instance Core running in Americas", "n2", "vcpu"),
+    ("Custom Instance Ram running in Americas", "n1", "memory"),
+    ("Spot Preemptible N2 Instance Core running in Americas", None, None),
+    ("Commitment v1: N2 Cpu in Americas for 1 Year", None, None),
+])
+def test_gcp_sku_descriptions_name_the_catalogs_series(tmp_path, sku, series, resource):
+    import csv as csv_module
+
+    rows = rows_of(GCP_SAMPLE)[:1]
+    rows[0].update({"sku.description": sku, "usage.amount_in_pricing_units": "3"})
+    path = tmp_path / "gcp.csv"
+    with path.open("w", newline="") as stream:
+        writer = csv_module.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    ingest([path], tmp_path / "l.duckdb")
+    frame = pool_hours_duckdb(tmp_path / "l.duckdb")
+    expected = [] if series is None else [f"gcp:compute:us-central1:{series}:{resource}"]
+    assert list(frame["pool"]) == expected
