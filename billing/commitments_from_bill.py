@@ -37,7 +37,7 @@ WITH used AS (
         coalesce(sum(commitment_discount_quantity) FILTER (WHERE commitment_discount_status = 'Used'), 0) AS used,
         coalesce(sum(commitment_discount_quantity), 0) AS committed,
         coalesce(sum(effective_cost), 0) AS amortized_cost,
-        string_agg(DISTINCT pool, ' ') FILTER (WHERE pool IS NOT NULL) AS pools,
+        string_agg(DISTINCT concat_ws(' ', pool, pool_2), ' ') FILTER (WHERE pool IS NOT NULL) AS pools,
         any_value(provider) AS provider
     FROM charges
     WHERE commitment_discount_id IS NOT NULL AND commitment_discount_status IN ('Used', 'Unused')
@@ -86,7 +86,7 @@ def commitments_in(ledger: Path | str) -> list[BilledCommitment]:
          term_start, term_end, purchase_cost) in rows:
         out.append(BilledCommitment(
             id=cid, kind=kind, unit=unit, provider=provider,
-            pools=tuple(sorted(pools.split())) if pools else (),
+            pools=tuple(sorted(set(pools.split()))) if pools else (),
             quantity=committed / hours if hours else Decimal(0),
             start=_utc(term_start or first), end=_utc(term_end or last),
             end_seen_only=term_end is None,

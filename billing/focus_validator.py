@@ -42,6 +42,10 @@ The ``columns`` filter of :func:`validate_focus_file` keeps only failures whose 
 references one of the given columns (column rules and the presence rule of that column).
 Dataset roll-ups (``CostAndUsage-D-000/001/002``, whose failing children are reported on
 their own) and attribute rules are dropped by the filter; ``all_failures`` keeps everything.
+``ignore`` drops given check ids (typically ``KNOWN_FALSE_POSITIVES``) and the composites
+that fail only because of them. "Passes for the columns we fill" is therefore::
+
+    validate_focus_file(path, columns=OUR_COLUMNS, ignore=KNOWN_FALSE_POSITIVES).passed
 """
 
 from __future__ import annotations
@@ -54,10 +58,9 @@ import shutil
 import subprocess
 import sys
 import time
-import venv
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -184,6 +187,28 @@ class ValidationResult:
     def failures_for(self, column: str) -> list[Failure]:
         return [f for f in self.failures if f.column == column]
 
+    def filtered(self, columns: Iterable[str] | None = None, ignore: Iterable[str] = ()) -> ValidationResult:
+        """The same run, with ``failures``/``passed`` recomputed from ``all_failures``.
+
+        ``columns``: keep failures whose rule references one of these columns (``None``: all).
+        ``ignore``: drop these check ids (e.g. ``KNOWN_FALSE_POSITIVES``), and with them every
+        composite rule ("AND failed - failed child rules: [...]") all of whose failed
+        children are dropped.
+        """
+        ignored = set(ignore)
+        changed = True
+        while changed:  # composites of composites
+            changed = False
+            for f in self.all_failures:
+                children = _failed_children(f.message)
+                if f.check_id not in ignored and children and children <= ignored:
+                    ignored.add(f.check_id)
+                    changed = True
+        wanted = None if columns is None else set(columns)
+        kept = [f for f in self.all_failures
+                if f.check_id not in ignored and (wanted is None or f.column in wanted)]
+        return replace(self, passed=not kept, failures=kept)
+
 
 # --------------------------------------------------------------------------- venv
 
@@ -197,7 +222,7 @@ def _python_minor(python: str) -> tuple[int, int] | None:
     try:
         out = subprocess.run(
             [python, "-c", "import sys; print(*sys.version_info[:2])"],
-            capture_output=True, text=True, timeout=30,
+            check=False, capture_output=True, text=True, timeout=30,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -293,16 +318,14 @@ def ensure_validator_venv(path: Path | None = None) -> Path:
         pip = subprocess.run(
             [vpy, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
              *PINNED_REQUIREMENTS],
-            capture_output=True, text=True,
+            check=False, capture_output=True, text=True,
         )
         if pip.returncode != 0:
             raise FocusValidatorError(f"pip install into {path} failed:\n{pip.stdout}\n{pip.stderr}")
-        probe = subprocess.run(
-            [vpy, "-c", "import os, focus_validator; from importlib.metadata import version; "
-                        "print(version('focus-validator')); "
-                        "print(os.path.dirname(os.path.dirname(focus_validator.__file__)))"],
-            capture_output=True, text=True,
-        )
+        code = ("import os, focus_validator; from importlib.metadata import version; "
+                "print(version('focus-validator')); "
+                "print(os.path.dirname(os.path.dirname(focus_validator.__file__)))")
+        probe = subprocess.run([vpy, "-c", code], check=False, capture_output=True, text=True)
         if probe.returncode != 0:
             raise FocusValidatorError(f"focus_validator does not import in {path}:\n{probe.stderr}")
         version, site_packages = probe.stdout.split("\n")[:2]
@@ -323,6 +346,14 @@ def _rule_references(site_packages: Path, version: str) -> dict[str, dict]:
     if not models:
         return {}
     return json.loads(models[-1].read_text(encoding="utf-8")).get("ModelRules", {})
+
+
+_CHILDREN = re.compile(r"(?:AND|OR) failed - failed child rules: \[([^\]]*)\]")
+
+
+def _failed_children(message: str) -> set[str]:
+    m = _CHILDREN.search(message)
+    return {c.strip() for c in m.group(1).split(",") if c.strip()} if m else set()
 
 
 def _parse_extra(extra: str) -> tuple[int | None, str]:
@@ -346,6 +377,7 @@ def validate_focus_file(
     version: str = "1.2",
     columns: Iterable[str] | None = None,
     *,
+    ignore: Iterable[str] = (),
     applicability_criteria: Sequence[str] | str | None = None,
     venv_path: Path | None = None,
     timeout: float = 600,
@@ -356,7 +388,10 @@ def validate_focus_file(
     (``None`` keeps every failure). Use it for "passes for the columns we fill": e.g.
     ``columns=["BilledCost", "EffectiveCost", "ChargeCategory", ...]`` ignores failures about
     columns the caller does not produce or use, but still reports a listed column that is
-    missing (its presence rule references it). ``applicability_criteria``: capability
+    missing (its presence rule references it). ``ignore``: check ids to drop, such as
+    ``KNOWN_FALSE_POSITIVES`` (composites failing only through them are dropped too); see
+    :meth:`ValidationResult.filtered`, which re-filters a result without re-running.
+    ``applicability_criteria``: capability
     names (or ``"ALL"``) that turn on the conditional rules gated on them; ``None`` = the
     validator's default (they are skipped). Raises :class:`FocusValidatorError` if the
     validator crashes or its report cannot be parsed; failed checks are not an exception.
@@ -380,7 +415,7 @@ def validate_focus_file(
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.update(PYTHONIOENCODING="utf-8", LOGGING_CONFIG=str(venv_dir / _LOGGING_CONFIG))
     started = time.perf_counter()
-    proc = subprocess.run(command, cwd=site_packages, env=env, capture_output=True,
+    proc = subprocess.run(command, check=False, cwd=site_packages, env=env, capture_output=True,
                           text=True, encoding="utf-8", errors="replace", timeout=timeout)
     seconds = time.perf_counter() - started
     raw = proc.stdout + ("\n" + proc.stderr if proc.stderr else "")
@@ -418,15 +453,12 @@ def validate_focus_file(
         column = meta.get("Reference") or rule.split("-", 1)[0]
         message = messages.get(rule) or meta.get("ValidationCriteria", {}).get("MustSatisfy", "")
         all_failures.append(Failure(rule, column, message))
-    if columns is None:
-        failures = list(all_failures)
-    else:
-        wanted = set(columns)
-        failures = [f for f in all_failures if f.column in wanted]
-    return ValidationResult(
-        passed=not failures, failures=failures, raw_output=raw, all_failures=all_failures,
-        statuses=statuses, violations=violations, command=command, seconds=seconds,
+    result = ValidationResult(
+        passed=not all_failures, failures=list(all_failures), raw_output=raw,
+        all_failures=all_failures, statuses=statuses, violations=violations,
+        command=command, seconds=seconds,
     )
+    return result.filtered(columns, ignore)
 
 
 if __name__ == "__main__":  # python -m billing.focus_validator FILE [COLUMN ...]

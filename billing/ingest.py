@@ -223,6 +223,7 @@ def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid)
     select = ", ".join(f"{sql} AS {name}" for name, sql in inner.items())
     stored = ", ".join(n if n in inner else f"NULL AS {n}" for n in names)
     pool, quantity = fmt.pool(raw)
+    pool_2, quantity_2 = fmt.second_pool(raw) if fmt.second_pool else ("NULL", "NULL")
     hours = (
         "(date_diff('hour', date_trunc('hour', charge_period_start), "
         "date_trunc('hour', charge_period_end - INTERVAL 1 MICROSECOND)) + 1)"
@@ -234,8 +235,10 @@ def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid)
     connection.execute(
         f"INSERT INTO charges SELECT {ingest_id} AS ingest_id, {ROW} AS source_row, {stored}, "
         f"{hours} AS period_hours, {granularity} AS granularity, __pool AS pool, "
-        f"CAST(__quantity / {hours} AS {DECIMAL}) AS hourly_quantity FROM ("
-        f"  SELECT *, {pool} AS __pool, {quantity} AS __quantity FROM ("
+        f"CAST(__quantity / {hours} AS {DECIMAL}) AS hourly_quantity, __pool_2 AS pool_2, "
+        f"CAST(__quantity_2 / {hours} AS {DECIMAL}) AS hourly_quantity_2 FROM ("
+        f"  SELECT *, {pool} AS __pool, {quantity} AS __quantity, {pool_2} AS __pool_2, "
+        f"  {quantity_2} AS __quantity_2 FROM ("
         f"    SELECT {ROW}, {select} FROM raw_rows WHERE {valid}))"
     )
 

@@ -5,7 +5,8 @@ to the cent (and to the last digit the source gives). Timestamps are naive UTC.
 
 ``pool``/``hourly_quantity`` are filled at ingest by the provider rules of ``billing.pool_rules``
 (DESIGN.md §5), so that turning rows into pool-hours is one engine-neutral aggregation
-(``billing.pool_hours``) that DuckDB and Spark both run.
+(``billing.pool_hours``, over the view ``pool_rows``: one row per charge and pool) that DuckDB
+and Spark both run.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def _time(name: str, focus: str | None) -> Column:
 
 CHARGE_COLUMNS: tuple[Column, ...] = (
     _text("provider", "ProviderName"),
+    _text("publisher_name", "PublisherName"),
+    _text("invoice_issuer_name", "InvoiceIssuerName"),
     _text("billing_account_id", "BillingAccountId"),
     _text("billing_account_name", "BillingAccountName"),
     _text("sub_account_id", "SubAccountId"),
@@ -90,8 +93,11 @@ DERIVED_COLUMNS: tuple[Column, ...] = (
     _text("granularity", None),
     _text("pool", None),
     Column("hourly_quantity", DECIMAL, None),
+    _text("pool_2", None),
+    Column("hourly_quantity_2", DECIMAL, None),
 )
-"""Filled at ingest: hours the charge spans, hour/day/other, and its pool and per-hour usage."""
+"""Filled at ingest: hours the charge spans, hour/day/other, and its pool and per-hour usage (a
+second pool where one charge uses two: a GCP machine type's cores and its RAM)."""
 
 LINEAGE_COLUMNS: tuple[Column, ...] = (
     Column("ingest_id", "INTEGER", None),
@@ -99,6 +105,16 @@ LINEAGE_COLUMNS: tuple[Column, ...] = (
 )
 
 ALL_COLUMNS = LINEAGE_COLUMNS + CHARGE_COLUMNS + DERIVED_COLUMNS
+
+POOL_ROWS_SQL = """
+SELECT ingest_id, source_row, pool, hourly_quantity, charge_period_start, charge_period_end, period_hours
+FROM {charges} WHERE pool IS NOT NULL
+UNION ALL
+SELECT ingest_id, source_row, pool_2 AS pool, hourly_quantity_2 AS hourly_quantity, charge_period_start,
+       charge_period_end, period_hours
+FROM {charges} WHERE pool_2 IS NOT NULL
+"""
+"""One row per charge and pool it uses: what pool-hours aggregate (Spark runs it on its copy too)."""
 
 DDL = (
     "CREATE SEQUENCE IF NOT EXISTS ingest_ids START 1",
@@ -115,6 +131,7 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS charges ("
     + ", ".join(f"{c.name} {c.sql_type}" for c in ALL_COLUMNS)
     + ")",
+    "CREATE VIEW IF NOT EXISTS pool_rows AS " + POOL_ROWS_SQL.format(charges="charges"),
     """CREATE TABLE IF NOT EXISTS rejected_rows (
         ingest_id INTEGER, source_row BIGINT, column_name VARCHAR, value VARCHAR, reason VARCHAR,
         billed_cost DECIMAL(38, 12), effective_cost DECIMAL(38, 12), list_cost DECIMAL(38, 12)

@@ -1,5 +1,7 @@
 """Ledger rows → pool-hours: the one aggregation both engines run (DuckDB here, Spark at scale).
 
+It reads ``pool_rows`` (one row per charge and pool the charge uses: the ledger's view).
+
 The SQL is plain enough for DuckDB and Spark SQL alike: no interval arithmetic, no engine
 functions beyond ``date_trunc`` and ``sum``. Rows spanning several hours (daily Azure rows, say)
 are spread evenly over their hours through a calendar table ``hours(hour)`` that the caller
@@ -27,7 +29,7 @@ FROM (
     FROM {charges} c
     JOIN {hours} h ON h.hour >= date_trunc('hour', c.charge_period_start) AND h.hour < c.charge_period_end
     WHERE c.pool IS NOT NULL AND c.period_hours > 1
-) pool_rows
+) spread_rows
 GROUP BY pool, hour
 """
 """Columns: pool, hour (UTC hour start), quantity, and the part of it spread from multi-hour rows."""
@@ -50,10 +52,10 @@ def pool_hours_duckdb(ledger: Path | str) -> pd.DataFrame:
     """Pool-hours of a ledger on DuckDB, sorted by pool and hour; quantities as exact Decimals."""
     connection = open_ledger(ledger, read_only=True)
     try:
-        first, end = connection.execute(HOUR_RANGE_SQL.format(charges="charges")).fetchall()[0]
+        first, end = connection.execute(HOUR_RANGE_SQL.format(charges="pool_rows")).fetchall()[0]
         hours = calendar(first, end)
         connection.register("calendar_hours", hours)
-        query = POOL_HOURS_SQL.format(charges="charges", hours="calendar_hours") + " ORDER BY pool, hour"
+        query = POOL_HOURS_SQL.format(charges="pool_rows", hours="calendar_hours") + " ORDER BY pool, hour"
         frame = connection.sql(query).to_arrow_table().to_pandas()  # quantities stay Decimal
     finally:
         connection.close()

@@ -110,3 +110,15 @@ def gcp_compute_pool(region: str, sku_description: str, amount: str) -> tuple[st
     )
     pool = f"CASE WHEN {covered} THEN 'gcp:compute:' || {region} || ':' || {series} || ':' || {resource} END"
     return pool, f"CASE WHEN {covered} THEN {amount} END"
+
+
+def gcp_machine_pools(region: str, series: str, cores: str, memory_gib: str, hours: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """FOCUS rows name the machine type (SkuPriceDetails: InstanceSeries, CoreCount, MemorySize):
+    its hours use cores × hours of the series' vCPU pool and GiB × hours of its memory pool."""
+    ok = f"({hours} IS NOT NULL AND {region} IS NOT NULL AND coalesce({series}, '') <> '')"
+    base = f"'gcp:compute:' || {region} || ':' || lower({series})"
+    vcpu = (f"CASE WHEN {ok} AND {cores} IS NOT NULL THEN {base} || ':vcpu' END",
+            f"CASE WHEN {ok} AND {cores} IS NOT NULL THEN {hours} * {cores} END")
+    memory = (f"CASE WHEN {ok} AND {memory_gib} IS NOT NULL THEN {base} || ':memory' END",
+              f"CASE WHEN {ok} AND {memory_gib} IS NOT NULL THEN {hours} * {memory_gib} END")
+    return vcpu, memory

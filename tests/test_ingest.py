@@ -205,8 +205,22 @@ def test_focus_export_reads_back_to_the_same_sums(tmp_path, file_format):
     out = tmp_path / f"export.{file_format}"
     result = export_focus(tmp_path / "a.duckdb", out, file_format)
     assert result.rows == 1000 and "BilledCost" in result.columns
-    assert "ContractedCost" in result.left_out  # 7 Oracle rows have none, and FOCUS allows no nulls there
+    assert "ContractedCost" in result.columns and not result.left_out.keys() & {"ContractedCost", "BilledCost"}
     again = ingest([out], tmp_path / "b.duckdb")[0]
     assert again.loaded == first.loaded
     assert [(p.provider, p.billing_period_start, p.rows, p.sums) for p in again.periods] == \
         [(p.provider, p.billing_period_start, p.rows, p.sums) for p in first.periods]
+
+
+def test_export_fills_contracted_cost_from_list_cost_where_the_source_has_none(tmp_path):
+    from billing.focus_export import export_focus
+
+    ingest([FOCUS_SAMPLE], tmp_path / "a.duckdb")
+    out = tmp_path / "export.csv"
+    export_focus(tmp_path / "a.duckdb", out, "csv")
+    source = {r["Id"] if "Id" in r else i: r for i, r in enumerate(rows_of(FOCUS_SAMPLE))}
+    exported = rows_of(out)
+    assert len(exported) == len(source)
+    for before, after in zip(rows_of(FOCUS_SAMPLE), exported):
+        expected = before["ContractedCost"] if before["ContractedCost"] not in NULLS else before["ListCost"]
+        assert number(after["ContractedCost"]) == number(expected)

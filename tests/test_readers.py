@@ -14,7 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models import InputError, Offering, OfferingKind, Payment, PriceBook
-from models.readers import read_existing, read_price_book, read_purchases_from_plan, read_usage
+from models.readers import (
+    read_existing,
+    read_price_book,
+    read_purchases_from_plan,
+    read_usage,
+)
 
 MALFORMED = Path(__file__).parent / "malformed"
 UTC = timezone.utc

@@ -11,7 +11,15 @@ import pandas as pd
 import pytest
 
 from scenarios.sample_estate import (
-    CSP_3Y_FACTOR, DEMO_DIR, HOURS_PER_MONTH, REGIONS, RI_DISCOUNTS, Estate, generate_estate, parse_pool, write_demo,
+    CSP_3Y_FACTOR,
+    DEMO_DIR,
+    HOURS_PER_MONTH,
+    REGIONS,
+    RI_DISCOUNTS,
+    Estate,
+    generate_estate,
+    parse_pool,
+    write_demo,
 )
 
 

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models import Commitment, Offering, OfferingKind, Payment, PriceBook, Purchase, UsageMatrix
+from models import (
+    Commitment,
+    Offering,
+    OfferingKind,
+    Payment,
+    PriceBook,
+    Purchase,
+    UsageMatrix,
+)
 from solver.simulator import simulate_bill
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -12,7 +12,13 @@ from models import InputError, PriceBook
 from models.readers import read_price_book, read_usage
 from models.usage import UsageMatrix
 from scenarios.whatif import (
-    Decommission, Growth, Launch, Migration, apply_overlays, apply_to_paths, load_overlays,
+    Decommission,
+    Growth,
+    Launch,
+    Migration,
+    apply_overlays,
+    apply_to_paths,
+    load_overlays,
 )
 
 UTC = timezone.utc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from billing.formats.base import Format, Period, Raw
 from billing.pool_rules import azure_vm_pool
+from billing.service_categories import service_category
 
 COST = ("CostInBillingCurrency", "Cost")
 NUMERIC = ("CostInBillingCurrency", "Cost", "Quantity", "EffectivePrice", "UnitPrice", "PayGPrice")
@@ -65,6 +66,8 @@ def _charges(raw: Raw) -> dict[str, str]:
     pay_g = raw.num("PayGPrice")
     return {
         "provider": "'Microsoft'",
+        "publisher_name": f"coalesce({raw.text('PublisherName')}, 'Microsoft')",
+        "invoice_issuer_name": "'Microsoft'",
         "billing_account_id": raw.text("BillingAccountId"),
         "billing_account_name": raw.text("BillingAccountName"),
         "sub_account_id": raw.text("SubscriptionId"),
@@ -79,7 +82,7 @@ def _charges(raw: Raw) -> dict[str, str]:
         "pricing_category": f"CASE WHEN {model} IN {COMMITMENT_MODELS} AND {charge} <> 'Purchase' THEN 'Committed' "
                             f"WHEN {model} = 'Spot' THEN 'Dynamic' WHEN {charge} = 'Usage' THEN 'Standard' ELSE 'Other' END",
         "service_name": raw.text("MeterCategory"),
-        "service_category": raw.text("ServiceFamily"),
+        "service_category": service_category(raw.text("MeterCategory")),
         "region_id": f"lower({raw.text('ResourceLocation')})",
         "resource_id": raw.text("ResourceId"),
         "sku_id": raw.text("MeterId"),
@@ -92,6 +95,7 @@ def _charges(raw: Raw) -> dict[str, str]:
         "billed_cost": billed,
         "effective_cost": effective,
         "list_cost": f"CASE WHEN {pay_g} > 0 THEN CAST({pay_g} * {raw.num('Quantity')} AS DECIMAL(38, 12)) END",
+        "contracted_cost": f"CAST({raw.num('UnitPrice')} * {raw.num('Quantity')} AS DECIMAL(38, 12))",
         "commitment_discount_id": f"CASE WHEN {model} IN {COMMITMENT_MODELS} THEN {benefit} END",
         "commitment_discount_name": f"CASE WHEN {model} IN {COMMITMENT_MODELS} THEN coalesce({raw.text('benefitName')}, {raw.text('ReservationName')}) END",
         "commitment_discount_type": f"CASE {model} WHEN 'Reservation' THEN 'Reservation' WHEN 'SavingsPlan' THEN 'Savings Plan' END",

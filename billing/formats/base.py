@@ -74,6 +74,8 @@ class Format:
     pool: Callable[[Raw], tuple[str, str]]
     """(pool id, usage quantity in the pool's unit) as SQL over the ledger columns (and helper
     values) that ``charges`` gives; a NULL pool where no commitment covers the row."""
+    second_pool: Callable[[Raw], tuple[str, str]] | None = None
+    """Optional: a second (pool, quantity) the same charge uses (a GCP machine type's RAM)."""
     inspect: Callable[[object, Raw], dict[str, str]] | None = None
     """Optional: file-level facts read with one query over ``raw_rows`` before mapping."""
     raw: Callable[[Collection[str]], Raw] = Raw

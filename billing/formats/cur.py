@@ -17,6 +17,7 @@ import re
 
 from billing.formats.base import Format, Period, Raw
 from billing.pool_rules import aws_ec2_pool, aws_os
+from billing.service_categories import service_category
 
 NUMERIC = (
     "line_item_unblended_cost", "line_item_usage_amount", "line_item_normalization_factor",
@@ -116,6 +117,8 @@ def _charges(raw: CurRaw) -> dict[str, str]:
     usage_type = raw.text("line_item_usage_type")
     return {
         "provider": "'AWS'",
+        "publisher_name": "'AWS'",
+        "invoice_issuer_name": "'AWS'",
         "billing_account_id": raw.text("bill_payer_account_id"),
         "sub_account_id": raw.text("line_item_usage_account_id"),
         "sub_account_name": raw.text("line_item_usage_account_name"),
@@ -130,15 +133,21 @@ def _charges(raw: CurRaw) -> dict[str, str]:
                             f"WHEN {usage_type} LIKE '%SpotUsage%' THEN 'Dynamic' "
                             f"WHEN {kind} = 'Usage' THEN 'Standard' ELSE 'Other' END",
         "service_name": f"coalesce({raw.text('product_product_name')}, {raw.text('line_item_product_code')})",
+        "service_category": service_category(f"coalesce({raw.text('product_product_name')}, {raw.text('line_item_product_code')})"),
         "region_id": raw.text("product_region_code"),
         "resource_id": raw.text("line_item_resource_id"),
         "sku_id": raw.text("product_sku"),
         "consumed_quantity": raw.num("line_item_usage_amount"),
         "consumed_unit": raw.text("pricing_unit"),
+        "pricing_quantity": f"CASE WHEN {_charge_category(kind)} IN ('Usage', 'Purchase') "
+                            f"AND {raw.text('pricing_unit')} IS NOT NULL THEN {raw.num('line_item_usage_amount')} END",
+        "pricing_unit": f"CASE WHEN {_charge_category(kind)} IN ('Usage', 'Purchase') THEN {raw.text('pricing_unit')} END",
         "list_unit_price": raw.num("pricing_public_on_demand_rate"),
         "billed_cost": raw.num("line_item_unblended_cost"),
         "effective_cost": _effective(raw),
         "list_cost": raw.num("pricing_public_on_demand_cost"),
+        "contracted_cost": f"CASE WHEN {kind} IN {COVERED} THEN {raw.num('pricing_public_on_demand_cost')} "
+                           f"ELSE {raw.num('line_item_unblended_cost')} END",
         "commitment_discount_id": f"CASE WHEN {kind} IN {COVERED + ('RIFee', 'SavingsPlanRecurringFee', 'Fee', 'SavingsPlanUpfrontFee')} THEN {arn} END",
         "commitment_discount_type": f"CASE WHEN {kind} = 'DiscountedUsage' OR ({kind} IN ('RIFee', 'Fee') "
                                     f"AND {raw.text('reservation_reservation_a_r_n')} IS NOT NULL) THEN 'Reserved Instance' "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from billing.formats.base import Format, Period, Raw
-from billing.pool_rules import aws_ec2_pool, aws_os
+from billing.formats.base import DECIMAL, Format, Period, Raw
+from billing.pool_rules import aws_ec2_pool, aws_os, azure_vm_pool, gcp_machine_pools
 
 PROVIDER = ("ProviderName", "ServiceProviderName")
 NUMERIC = (
@@ -39,21 +39,38 @@ def _instance_type(raw: Raw) -> str:
     return f"coalesce({', '.join(parts)})" if parts else "NULL"
 
 
+def _price_detail(raw: Raw, key: str) -> str:
+    if not raw.has("SkuPriceDetails"):
+        return "NULL"
+    return f"NULLIF(json_extract_string(TRY_CAST(NULLIF(TRIM(SkuPriceDetails), '') AS JSON), '$.{key}'), '')"
+
+
 def _operating_system(raw: Raw) -> str:
     if raw.has("x_OperatingSystem"):
         return raw.text("x_OperatingSystem")
+    if raw.has("SkuPriceDetails"):
+        detail = _price_detail(raw, "OperatingSystem")
+        if raw.has("ChargeDescription"):
+            return f"coalesce({detail}, {_description_os()})"
+        return detail
     if raw.has("ChargeDescription"):
-        return (
-            "NULLIF(regexp_extract(ChargeDescription, "
-            r"'(?:On Demand|Reserved|Spot|Dedicated Usage) ([A-Za-z/ ]+?)(?: BYOL)?(?: with SQL [A-Za-z ]+?)? "
-            r"[a-z][a-z0-9-]*\.[a-z0-9]+ (?:Dedicated )?Instance Hour', 1), '')"
-        )
+        return _description_os()
     return "NULL"
+
+
+def _description_os() -> str:
+    return (
+        "NULLIF(regexp_extract(ChargeDescription, "
+        r"'(?:On Demand|Reserved|Spot|Dedicated Usage) ([A-Za-z/ ]+?)(?: BYOL)?(?: with SQL [A-Za-z ]+?)? "
+        r"[a-z][a-z0-9-]*\.[a-z0-9]+ (?:Dedicated )?Instance Hour', 1), '')"
+    )
 
 
 def _charges(raw: Raw) -> dict[str, str]:
     return {
         "provider": raw.text(*PROVIDER),
+        "publisher_name": f"coalesce({raw.text('PublisherName', 'HostProviderName')}, {raw.text(*PROVIDER)})",
+        "invoice_issuer_name": f"coalesce({raw.text('InvoiceIssuerName')}, {raw.text(*PROVIDER)})",
         "billing_account_id": raw.text("BillingAccountId"),
         "billing_account_name": raw.text("BillingAccountName"),
         "sub_account_id": raw.text("SubAccountId"),
@@ -92,6 +109,11 @@ def _charges(raw: Raw) -> dict[str, str]:
         "instance_type": _instance_type(raw),
         "operating_system": _operating_system(raw),
         "tags": raw.text("Tags"),
+        "_series": _price_detail(raw, "InstanceSeries"),
+        "_cores": f"TRY_CAST({_price_detail(raw, 'CoreCount')} AS {DECIMAL})",
+        "_memory_gib": f"TRY_CAST({_price_detail(raw, 'MemorySize')} AS {DECIMAL})",
+        "_tenancy": _price_detail(raw, "x_Tenancy"),
+        "_preemptible": f"coalesce(lower({_price_detail(raw, 'x_Preemptible')}) = 'true', false)",
     }
 
 
@@ -103,18 +125,44 @@ def _source_sums(raw: Raw) -> dict[str, str]:
     }
 
 
+AWS = "('AWS', 'Amazon Web Services')"
+AZURE = "('Microsoft', 'Microsoft Azure', 'Azure')"
+GOOGLE = "('Google Cloud', 'Google', 'Google Cloud Platform', 'GCP')"
+USAGE_HOURS = (
+    "CASE WHEN charge_category = 'Usage' AND coalesce(pricing_category, '') <> 'Dynamic' AND NOT _preemptible "
+    "AND lower(coalesce(consumed_unit, '')) IN ('hours', 'hour', 'hrs') THEN consumed_quantity END"
+)
+
+
 def _pool(raw: Raw) -> tuple[str, str]:
-    hours = (
-        "CASE WHEN provider IN ('AWS', 'Amazon Web Services') AND charge_category = 'Usage' "
-        "AND coalesce(pricing_category, '') <> 'Dynamic' "
-        "AND lower(coalesce(consumed_unit, pricing_unit, '')) IN ('hours', 'hour', 'hrs') "
-        "THEN coalesce(consumed_quantity, pricing_quantity) END"
-    )
+    """AWS EC2 (size-flexible where it can be), Azure VMs per size, GCP machine types' cores."""
+    ec2 = "(service_name IN ('Amazon Elastic Compute Cloud', 'AmazonEC2', 'Amazon EC2') OR (service_name IS NULL " \
+          "AND instance_type NOT LIKE '%.%.%'))"
     software = r"regexp_extract(charge_description, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
     os_name = aws_os("operating_system", f"NULLIF({software}, '')",
                      "coalesce(charge_description LIKE '%BYOL%', false)",
-                     "coalesce(charge_description LIKE '%Dedicated%', false)")
-    return aws_ec2_pool("region_id", "instance_type", os_name, hours)
+                     "coalesce(charge_description LIKE '%Dedicated%' OR _tenancy = 'Dedicated', false)")
+    aws_pool, aws_quantity = aws_ec2_pool("region_id", "instance_type", os_name,
+                                          f"CASE WHEN provider IN {AWS} AND {ec2} THEN {USAGE_HOURS} END")
+    azure_pool, azure_quantity = azure_vm_pool(
+        "region_id", "instance_type", f"CASE WHEN provider IN {AZURE} AND service_name = 'Virtual Machines' THEN {USAGE_HOURS} END")
+    (gcp_pool, gcp_quantity), _ = _gcp(raw)
+    return (
+        f"CASE WHEN provider IN {AWS} THEN {aws_pool} WHEN provider IN {AZURE} THEN {azure_pool} "
+        f"WHEN provider IN {GOOGLE} THEN {gcp_pool} END",
+        f"CASE WHEN provider IN {AWS} THEN {aws_quantity} WHEN provider IN {AZURE} THEN {azure_quantity} "
+        f"WHEN provider IN {GOOGLE} THEN {gcp_quantity} END",
+    )
+
+
+def _gcp(raw: Raw):
+    hours = f"CASE WHEN provider IN {GOOGLE} AND service_name = 'Compute Engine' THEN {USAGE_HOURS} END"
+    return gcp_machine_pools("region_id", "_series", "_cores", "_memory_gib", hours)
+
+
+def _memory_pool(raw: Raw) -> tuple[str, str]:
+    """A GCP machine type's RAM: the second pool its hours use."""
+    return _gcp(raw)[1]
 
 
 FOCUS = Format(
@@ -126,4 +174,5 @@ FOCUS = Format(
     charges=_charges,
     source_sums=_source_sums,
     pool=_pool,
+    second_pool=_memory_pool,
 )

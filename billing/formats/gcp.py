@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from billing.formats.base import DECIMAL, Format, Period, Raw
 from billing.pool_rules import gcp_compute_pool
+from billing.service_categories import service_category
 
 NUMERIC = ("cost", "cost_at_list", "usage.amount", "usage.amount_in_pricing_units", "currency_conversion_rate")
 
@@ -40,6 +41,8 @@ def _charges(raw: Raw) -> dict[str, str]:
     commitment = f"regexp_matches(coalesce({sku}, ''), '^Commitment')"
     return {
         "provider": "'Google Cloud'",
+        "publisher_name": "'Google Cloud'",
+        "invoice_issuer_name": "'Google Cloud'",
         "billing_account_id": raw.text("billing_account_id"),
         "sub_account_id": raw.text("project.id"),
         "sub_account_name": raw.text("project.name"),
@@ -55,16 +58,19 @@ def _charges(raw: Raw) -> dict[str, str]:
         "pricing_category": f"CASE WHEN regexp_matches(lower(coalesce({sku}, '')), 'spot|preemptible') THEN 'Dynamic' "
                             f"ELSE 'Standard' END",
         "service_name": raw.text("service.description"),
+        "service_category": service_category(raw.text("service.description")),
         "region_id": raw.text("location.region"),
         "resource_id": raw.text("resource.global_name", "resource.name"),
         "sku_id": raw.text("sku.id"),
         "consumed_quantity": raw.num("usage.amount"),
         "consumed_unit": raw.text("usage.unit"),
-        "pricing_quantity": raw.num("usage.amount_in_pricing_units"),
+        "pricing_quantity": f"CASE WHEN {raw.text('usage.pricing_unit')} IS NOT NULL "
+                            f"THEN {raw.num('usage.amount_in_pricing_units')} END",
         "pricing_unit": raw.text("usage.pricing_unit"),
         "billed_cost": _net(raw),
         "effective_cost": _net(raw),
         "list_cost": raw.num("cost_at_list"),
+        "contracted_cost": raw.num("cost"),
         "commitment_discount_id": f"CASE WHEN {commitment} THEN {sku} END",
         "commitment_discount_type": f"CASE WHEN {commitment} THEN 'Committed Use Discount' END",
         "tags": raw.text("labels"),
