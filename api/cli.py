@@ -180,12 +180,14 @@ def _register_commands() -> None:
     """Commands that live in modules of their own (they import this module's ``app``)."""
     from api.backtest_command import register as register_backtest
     from api.compare_command import register as register_compare
+    from api.finops_commands import register as register_finops
     from api.ledger_commands import register as register_ledger
     from api.prices_command import register as register_prices
 
     register_compare(app)
     register_ledger(app)
     register_prices(app)
+    register_finops(app)
     register_backtest(app)
 
 
