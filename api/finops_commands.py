@@ -90,3 +90,37 @@ def register(app: typer.Typer) -> None:
                           _money(p.expected.savings), _money(p.realized.savings),
                           _share(p.expected.effective_savings_rate), _share(p.realized.effective_savings_rate))
             out.print(t)
+
+    @app.command()
+    def allocate(
+        ledger: Annotated[Path, typer.Option(help="the ledger (a DuckDB file)")],
+        rules: Annotated[Path, typer.Option(help="allocation rules YAML (see scenarios/examples/allocation/)")],
+        month: Annotated[Optional[str], typer.Option(help="billing period YYYY-MM (default: the whole ledger)")] = None,
+        currency: Annotated[Optional[str], typer.Option(help="billing currency, when the ledger holds several")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    ):
+        """Showback/chargeback: amortized cost per owner, commitments to the teams they covered."""
+        from billing.allocation import CATEGORIES
+        from billing.allocation import allocate as run_allocation
+        from billing.allocation_rules import load_rules
+
+        try:
+            result = run_allocation(ledger, load_rules(rules), month=month, currency=currency)
+        except (InputError, FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        if as_json:
+            print(result.to_json())
+            return
+        period = result.month or "all periods"
+        t = _table(f"Allocation of {result.cost} cost, {period} ({result.currency or ''}): ledger total "
+                   f"{_money(result.ledger_total)}, unallocated {_share(result.unallocated_share)}",
+                   ["owner", *CATEGORIES, "total", "commitment savings"])
+        for line in [*result.owners, result.unallocated, result.totals]:
+            name = line.owner
+            if line is result.unallocated and line.owner != "unallocated":
+                name = f"{line.owner} (unallocated)"
+            elif line is result.totals:
+                name = "total"
+            t.add_row(name, *(_money(getattr(line, c)) for c in CATEGORIES), _money(line.total),
+                      _money(line.commitment_savings))
+        out.print(t)
