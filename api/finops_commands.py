@@ -124,3 +124,28 @@ def register(app: typer.Typer) -> None:
             t.add_row(name, *(_money(getattr(line, c)) for c in CATEGORIES), _money(line.total),
                       _money(line.commitment_savings))
         out.print(t)
+
+    @app.command()
+    def anomalies(
+        ledger: Annotated[Path, typer.Option(help="the ledger (a DuckDB file)")],
+        threshold_dollars: Annotated[float, typer.Option(help="smallest daily excess over the baseline, in $")] = 100.0,
+        threshold_percent: Annotated[float, typer.Option(help="smallest daily excess, in % of the baseline")] = 20.0,
+        tag: Annotated[Optional[list[str]], typer.Option(help="tag keys to watch (default: owner-like keys found)")] = None,
+        since: Annotated[Optional[str], typer.Option(help="report from this day (YYYY-MM-DD)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of anomalies")] = False,
+    ):
+        """Daily spend against a seasonal baseline: spikes from their first day, with owner and causes."""
+        import datetime as dt
+
+        from billing.anomalies import Thresholds, find_anomalies
+
+        try:
+            first_day = dt.date.fromisoformat(since) if since else None
+            report = find_anomalies(ledger, Thresholds(dollars=threshold_dollars, percent=threshold_percent),
+                                    tag_keys=tag or None, since=first_day)
+        except (InputError, FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        if as_json:
+            print(json.dumps(report.anomalies_json(), indent=2))
+            return
+        out.print(escape(report.to_text()), highlight=False)
