@@ -10,6 +10,7 @@ refused unless ``replace`` is set, which removes the earlier file's charges firs
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +30,12 @@ from billing.reading import (
     recognize,
     sha256_of,
     text_relation,
+    unnumbered_relation,
 )
 from models.errors import InputError
 
 MEASURES = ("BilledCost", "EffectiveCost", "ListCost")
+_BARE_CAST = re.compile(r"(?<![A-Z_])CAST\(")
 _LEDGER_MEASURE = {"BilledCost": "billed_cost", "EffectiveCost": "effective_cost", "ListCost": "list_cost"}
 
 
@@ -105,9 +108,11 @@ def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: boo
     fmt = recognize(path, columns)
     check_required(path, fmt, columns)
     raw = fmt.raw(columns)
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {text_relation(connection, path)}")
+    numbered = text_relation(connection, path)
+    fast = unnumbered_relation(path)
+    connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {fast or numbered}")
     try:
-        return _load(connection, path, fmt, raw, digest, replace)
+        return _load(connection, path, fmt, raw, digest, replace, numbered if fast else None)
     except duckdb.Error as error:
         raise InputError(str(path), f"cannot be read: {first_line(error)}") from None
 
@@ -122,7 +127,10 @@ def _period(fmt: Format, raw: Raw) -> tuple[str, str, str, str]:
     return start, f"({start} + INTERVAL 1 DAY)", start_column, start_column
 
 
-def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: bool) -> FileReport:
+def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: bool,
+          numbered: str | None) -> FileReport:
+    """``numbered``: the relation with row numbers, when ``raw_rows`` is a faster one without them;
+    it replaces ``raw_rows`` as soon as a row must be named (a bad cell, a rejected row)."""
     if fmt.inspect is not None:
         _check_numbers(connection, path, fmt, raw)
         raw.context = fmt.inspect(connection, raw)
@@ -130,19 +138,20 @@ def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: b
     charges = fmt.charges(raw)
     valid = f"({start}) IS NOT NULL AND ({end}) IS NOT NULL AND ({end}) > ({start})"
     source_sums = fmt.source_sums(raw)
-    _check_numbers(connection, path, fmt, raw)
-    _check_currency(connection, path, charges["billing_currency"])
-    totals = connection.execute(
-        "SELECT count(*), "
-        + ", ".join(f"CAST({sql} AS {DECIMAL})" for sql in source_sums.values())
-        + f", count(*) FILTER (WHERE NOT ({valid})) FROM raw_rows"
-    ).fetchone()
-    rows_read, bad_periods = totals[0], totals[-1]
-    source = {m: totals[1 + i] or Decimal(0) for i, m in enumerate(source_sums)}
+    rows_read, sums, bad_numbers, currencies, bad_periods = _one_pass_checks(
+        connection, fmt, raw, source_sums, charges["billing_currency"], valid)
+    if numbered and (bad_numbers or currencies > 1 or bad_periods):
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {numbered}")
+        numbered = None
+    if bad_numbers:
+        _check_numbers(connection, path, fmt, raw)  # raises, naming the first bad cell
+    if currencies > 1:
+        _check_currency(connection, path, charges["billing_currency"])  # raises, naming the row
+    source = dict(zip(source_sums, (v or Decimal(0) for v in sums)))
 
     ingest_id = connection.execute("SELECT nextval('ingest_ids')").fetchone()[0]
     rejected = _rejections(connection, path, charges, start, end, start_column, end_column, valid) if bad_periods else []
-    _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid)
+    _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid, by_insertion_order=bool(numbered))
     replaced = _resolve_overlaps(connection, path, ingest_id, replace)
     rows_loaded = rows_read - len(rejected)
     connection.execute(
@@ -157,9 +166,29 @@ def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: b
     report = FileReport(str(path), fmt.name, "loaded", ingest_id, rows_read, rows_loaded,
                         source=source, rejected=rejected, replaced=replaced)
     report.loaded, report.periods = _loaded_sums(connection, ingest_id)
-    report.rejected_sums = _rejected_sums(connection, charges, valid)
+    report.rejected_sums = (_rejected_sums(connection, charges, valid) if bad_periods
+                            else {m: Decimal(0) for m in MEASURES})
     _check_ties(path, report, source_sums)
     return report
+
+
+def _one_pass_checks(connection, fmt: Format, raw: Raw, source_sums: dict[str, str], currency: str, valid: str):
+    """The checking pass in one scan: rows, the source's own sums (TRY_CAST, so that a bad number
+    is reported by ``_check_numbers`` rather than aborting the scan), bad numbers, currencies and
+    rows with an unreadable charge period."""
+    present = [raw.first(c) for c in fmt.numeric if raw.has(c)]
+    bad = " + ".join(
+        f"count(*) FILTER (WHERE NULLIF(TRIM({q(c)}), '') IS NOT NULL AND TRY_CAST(TRIM({q(c)}) AS {DECIMAL}) IS NULL)"
+        for c in present
+    ) or "0"
+    lenient = [_BARE_CAST.sub("TRY_CAST(", sql) for sql in source_sums.values()]
+    sums = [f"CAST({sql} AS {DECIMAL})" for sql in lenient]
+    currencies = f"count(DISTINCT {currency})" if currency != "NULL" else "0"
+    row = connection.execute(
+        "SELECT " + ", ".join(["count(*)", *sums, bad, currencies, f"count(*) FILTER (WHERE NOT ({valid}))"])
+        + " FROM raw_rows"
+    ).fetchall()[0]
+    return row[0], row[1:1 + len(sums)], row[-3], row[-2], row[-1]
 
 
 def _check_numbers(connection, path: Path, fmt: Format, raw: Raw) -> None:
@@ -215,13 +244,20 @@ def _rejections(connection, path, charges, start, end, start_column, end_column,
     return out
 
 
-def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid) -> None:
+def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid,
+                    by_insertion_order: bool = False) -> None:
+    """``by_insertion_order``: ``raw_rows`` has no row numbers and every row is valid, so the rows go
+    in in file order (DuckDB preserves insertion order) and ``source_row`` follows from ``rowid``."""
     names = [c.name for c in CHARGE_COLUMNS]
     inner = dict(charges)
     inner["charge_period_start"] = start
     inner["charge_period_end"] = end
     select = ", ".join(f"{sql} AS {name}" for name, sql in inner.items())
     stored = ", ".join(n if n in inner else f"NULL AS {n}" for n in names)
+    def per_hour(quantity_sql: str) -> str:
+        # DECIMAL / INTEGER is DOUBLE in DuckDB: keep one-hour rows exact, spread longer ones
+        return f"CASE WHEN {hours} = 1 THEN {quantity_sql} ELSE CAST({quantity_sql} / {hours} AS {DECIMAL}) END"
+
     pool, quantity = fmt.pool(raw)
     pool_2, quantity_2 = fmt.second_pool(raw) if fmt.second_pool else ("NULL", "NULL")
     hours = (
@@ -235,12 +271,16 @@ def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid)
     connection.execute(
         f"INSERT INTO charges SELECT {ingest_id} AS ingest_id, {ROW} AS source_row, {stored}, "
         f"{hours} AS period_hours, {granularity} AS granularity, __pool AS pool, "
-        f"CAST(__quantity / {hours} AS {DECIMAL}) AS hourly_quantity, __pool_2 AS pool_2, "
-        f"CAST(__quantity_2 / {hours} AS {DECIMAL}) AS hourly_quantity_2 FROM ("
+        f"{per_hour('__quantity')} AS hourly_quantity, __pool_2 AS pool_2, "
+        f"{per_hour('__quantity_2')} AS hourly_quantity_2 FROM ("
         f"  SELECT *, {pool} AS __pool, {quantity} AS __quantity, {pool_2} AS __pool_2, "
         f"  {quantity_2} AS __quantity_2 FROM ("
-        f"    SELECT {ROW}, {select} FROM raw_rows WHERE {valid}))"
+        f"    SELECT {ROW}, {select} FROM raw_rows WHERE {'TRUE' if by_insertion_order else valid}))"
     )
+    if by_insertion_order:
+        connection.execute(
+            "UPDATE charges SET source_row = rowid - (SELECT min(rowid) FROM charges WHERE ingest_id = ?) + 2 "
+            "WHERE ingest_id = ?", [ingest_id, ingest_id])
 
 
 def _resolve_overlaps(connection, path: Path, ingest_id: int, replace: bool) -> list[int]:

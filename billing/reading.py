@@ -37,12 +37,25 @@ def raw_relation(path: Path) -> str:
     if is_parquet(path):
         source = f"read_parquet({_literal(path)}, file_row_number = true)"
         return f"SELECT file_row_number + 2 AS {ROW}, * EXCLUDE (file_row_number) FROM {source}"
-    source = (
+    return f"SELECT row_number() OVER () + 1 AS {ROW}, * FROM {_csv(path)}"
+
+
+def _csv(path: Path) -> str:
+    return (
         f"read_csv({_literal(path)}, header = true, all_varchar = true, strict_mode = true, "
         "delim = ',', quote = '\"', escape = '\"', nullstr = ['NULL', 'null', ''], "
         "null_padding = false, parallel = true)"
     )
-    return f"SELECT row_number() OVER () + 1 AS {ROW}, * FROM {source}"
+
+
+def unnumbered_relation(path: Path) -> str | None:
+    """A CSV's rows without row numbers (``__row`` NULL): ``row_number() OVER ()`` makes a scan
+    single-threaded, and row numbers are needed only to name a bad row (then the numbered relation
+    is used) and for ``source_row`` (then taken from the insertion order). None for Parquet, whose
+    row numbers cost nothing."""
+    if is_parquet(path):
+        return None
+    return f"SELECT CAST(NULL AS BIGINT) AS {ROW}, * FROM {_csv(path)}"
 
 
 def columns_of(connection: duckdb.DuckDBPyConnection, path: Path) -> list[str]:

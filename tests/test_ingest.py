@@ -224,3 +224,23 @@ def test_export_fills_contracted_cost_from_list_cost_where_the_source_has_none(t
     for before, after in zip(rows_of(FOCUS_SAMPLE), exported):
         expected = before["ContractedCost"] if before["ContractedCost"] not in NULLS else before["ListCost"]
         assert number(after["ContractedCost"]) == number(expected)
+
+
+def test_source_row_is_the_file_row_beyond_one_row_group(tmp_path):
+    """Row numbers come from the insertion order on the fast path (no row_number() scan): every
+    loaded charge still points at its own line, across DuckDB's 122,880-row groups and threads."""
+    rows = 130_000
+    path = tmp_path / "big.csv"
+    with path.open("w") as stream:
+        stream.write("BilledCost,EffectiveCost,ListCost,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,ResourceId\n")
+        for i in range(rows):
+            hour = i % 24
+            stream.write(f"1,1,1,2025-01-01T{hour:02d}:00:00Z,2025-01-01T{hour:02d}:30:00Z,Usage,r{i + 2}\n")
+    ledger = tmp_path / "l.duckdb"
+    report = ingest([path], ledger)[0]
+    assert report.rows_loaded == rows and report.loaded["BilledCost"] == rows
+    connection = duckdb.connect(str(ledger), read_only=True)
+    mismatched = connection.execute(
+        "SELECT count(*) FROM charges WHERE resource_id <> 'r' || source_row").fetchall()[0][0]
+    connection.close()
+    assert mismatched == 0
