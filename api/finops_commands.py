@@ -16,6 +16,8 @@ from rich.table import Table
 from models.errors import InputError
 
 out = Console(width=None if sys.stdout.isatty() else 160)
+Ledger = Annotated[Path, typer.Option(help="the ledger (a DuckDB file)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -149,3 +151,75 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(report.anomalies_json(), indent=2))
             return
         out.print(escape(report.to_text()), highlight=False)
+
+    pipeline_app = typer.Typer(no_args_is_help=True,
+                               help="Savings pipeline: opportunity → accepted → purchased → verified (14 days in the bill).")
+    app.add_typer(pipeline_app, name="pipeline")
+
+    def _pipeline_out(items, as_json: bool) -> None:
+        if as_json:
+            print(json.dumps([i.to_json() for i in items], indent=2))
+            return
+        t = _table("Savings pipeline", ["item", "offering", "quantity", "stage", "since", "commitment",
+                                        "expected $/h saved", "verified savings"])
+        for i in items:
+            t.add_row(str(i.item_id), i.offering, f"{i.quantity:g}", i.stage, str(i.stage_at)[:16], i.commitment_id or "",
+                      _money(i.expected_hourly_savings), _money(i.verified_savings))
+        out.print(t)
+
+    def _pipeline(call, as_json: bool) -> None:
+        from billing.savings_pipeline import PipelineError
+
+        try:
+            items = call()
+        except (InputError, PipelineError, FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        _pipeline_out(items if isinstance(items, list) else [items], as_json)
+
+    @pipeline_app.command("add")
+    def pipeline_add(ledger: Ledger, plan: Annotated[Path, typer.Option(help="plan JSON")], as_json: AsJson = False):
+        """One opportunity per purchase of the plan (adding the same plan again adds nothing)."""
+        from billing.savings_pipeline import add_opportunities_from_plan
+
+        _pipeline(lambda: add_opportunities_from_plan(ledger, plan), as_json)
+
+    @pipeline_app.command("accept")
+    def pipeline_accept(ledger: Ledger, item: Annotated[int, typer.Argument()], as_json: AsJson = False):
+        """An opportunity finance accepted."""
+        from billing.savings_pipeline import accept
+
+        _pipeline(lambda: accept(ledger, item), as_json)
+
+    @pipeline_app.command("purchased")
+    def pipeline_purchased(ledger: Ledger, item: Annotated[int, typer.Argument()],
+                           commitment: Annotated[str, typer.Option(help="the commitment's id as the bill shows it")],
+                           as_json: AsJson = False):
+        """An accepted item bought: link it to the commitment id the bill will show."""
+        from billing.savings_pipeline import mark_purchased
+
+        _pipeline(lambda: mark_purchased(ledger, item, commitment), as_json)
+
+    @pipeline_app.command("verify")
+    def pipeline_verify(ledger: Ledger, as_json: AsJson = False):
+        """Verify purchased items whose savings show in the bill for 14 full days in a row."""
+        from billing.savings_pipeline import PipelineError, verify
+
+        try:
+            checks = verify(ledger)
+        except (InputError, PipelineError, FileNotFoundError, ValueError) as e:
+            _fail(str(e))
+        if as_json:
+            print(json.dumps([c.to_json() for c in checks], indent=2))
+            return
+        t = _table("Verification", ["item", "commitment", "stage", "days in a row", "from", "to", "savings", "why"])
+        for c in checks:
+            t.add_row(str(c.item_id), c.commitment_id, c.stage, str(c.days_in_a_row), str(c.first_day or ""),
+                      str(c.last_day or ""), _money(c.savings), c.reason)
+        out.print(t)
+
+    @pipeline_app.command("list")
+    def pipeline_list(ledger: Ledger, as_json: AsJson = False):
+        """Every item and its stage."""
+        from billing.savings_pipeline import pipeline_items
+
+        _pipeline(lambda: pipeline_items(ledger), as_json)

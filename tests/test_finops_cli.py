@@ -72,3 +72,19 @@ def test_anomalies_json_lists_the_spike_from_its_first_day(tmp_path):
     assert total["amount"] == pytest.approx(1800.0) and total["likely_owner"] == "a"
     assert json.loads(run("anomalies", "--ledger", str(ledger), "--json", "--threshold-dollars", "1000")) == []
     assert "2024-04-20" in run("anomalies", "--ledger", str(ledger))
+
+
+def test_pipeline_commands_walk_an_item_to_verified(tmp_path):
+    from tests.test_savings import _small
+
+    ledger, plan, bill = _small(tmp_path)
+    items = json.loads(run("pipeline", "add", "--ledger", str(ledger), "--plan", str(plan), "--json"))
+    assert [i["stage"] for i in items] == ["opportunity", "opportunity"]
+    refused = runner.invoke(app, ["pipeline", "purchased", "--ledger", str(ledger), "1", "--commitment", "x"])
+    assert refused.exit_code == 2 and "accept it first" in refused.output
+    run("pipeline", "accept", "--ledger", str(ledger), "1")
+    run("pipeline", "purchased", "--ledger", str(ledger), "1", "--commitment", bill.commitment_ids[0])
+    checks = json.loads(run("pipeline", "verify", "--ledger", str(ledger), "--json"))
+    assert [(c["item_id"], c["stage"], c["days_in_a_row"]) for c in checks] == [(1, "verified", 14)]
+    listed = json.loads(run("pipeline", "list", "--ledger", str(ledger), "--json"))
+    assert [i["stage"] for i in listed] == ["verified", "opportunity"]
