@@ -49,6 +49,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from benchmarks.child import watch
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = Path(os.environ.get("COMMITPLAN_BENCH_CACHE", "/tmp/commitplan-ingest-bench"))
 TARGET = 1_000_000  # rows/s
@@ -269,23 +271,12 @@ def cached_file(rows: int, fmt: str, seed: int, cache: Path) -> tuple[Path, dict
 
 
 def run_child(job: Job, timeout: float, log: Path) -> dict[str, Any]:
-    import psutil
-
     cmd = [sys.executable, "-m", "benchmarks.ingest", "--child", json.dumps(asdict(job))]
     with log.open("w") as err:  # DuckDB's progress bar and any traceback
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=err, stderr=err)
-        child = psutil.Process(proc.pid)
-        t0, sampled = time.perf_counter(), 0.0
-        while proc.poll() is None:
-            try:
-                sampled = max(sampled, child.memory_info().rss / MB)
-            except psutil.Error:
-                pass
-            if time.perf_counter() - t0 > timeout:
-                proc.kill()
-                proc.wait()
-                return {"status": f"killed after {timeout:.0f} s", "sampled_peak_mb": sampled}
-            time.sleep(0.1)
+        finished, sampled = watch(proc, timeout)
+        if not finished:
+            return {"status": f"killed after {timeout:.0f} s", "sampled_peak_mb": sampled}
     if proc.returncode != 0 or not Path(job.result_file).exists():
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         return {"status": f"error (exit {proc.returncode}): {' / '.join(tail)}", "sampled_peak_mb": sampled}

@@ -40,6 +40,8 @@ from typing import Any
 
 import psutil
 
+from benchmarks.child import watch
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SIZES = ("50x90", "200x365", "1000x365")
 QUICK_SIZES = ("50x90",)
@@ -158,18 +160,9 @@ def run_child(job: Job, timeout: float) -> dict[str, Any]:
     """Run ``job`` in a fresh interpreter; kill it after ``timeout`` s (peak memory then sampled)."""
     cmd = [sys.executable, "-m", "benchmarks.run", "--child", json.dumps(asdict(job))]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL)  # HiGHS prints a banner on stdout
-    child = psutil.Process(proc.pid)
-    t0, sampled = time.perf_counter(), 0.0
-    while proc.poll() is None:
-        try:
-            sampled = max(sampled, child.memory_info().rss / MB)
-        except psutil.Error:
-            pass
-        if time.perf_counter() - t0 > timeout:
-            proc.kill()
-            proc.wait()
-            return {"status": f"killed after {timeout:.0f} s", "seconds": timeout, "peak_mb": sampled}
-        time.sleep(0.2)
+    finished, sampled = watch(proc, timeout, interval=0.2)
+    if not finished:
+        return {"status": f"killed after {timeout:.0f} s", "seconds": timeout, "peak_mb": sampled}
     if proc.returncode != 0 or not Path(job.result_file).exists():
         return {"status": f"error (exit {proc.returncode})", "peak_mb": sampled}
     return json.loads(Path(job.result_file).read_text())
