@@ -183,11 +183,13 @@ def _register_commands() -> None:
     from api.finops_commands import register as register_finops
     from api.ledger_commands import register as register_ledger
     from api.prices_command import register as register_prices
+    from api.store_commands import register as register_store
 
     register_compare(app)
     register_ledger(app)
     register_prices(app)
     register_finops(app)
+    register_store(app)
     register_backtest(app)
 
 

@@ -1,0 +1,79 @@
+"""Shared fixtures: a database URL for each backend the store supports (SQLite and PostgreSQL).
+
+``db_url`` is parametrized over both; a test using it runs twice. PostgreSQL comes from
+``COMMITPLAN_TEST_POSTGRES_URL`` (default: ``root``, then ``postgres``, at 127.0.0.1:5432/test).
+Each test session creates its own database ``commitplan_test_<random>`` and drops it at the end;
+each test gets a fresh schema in it (through ``search_path``), so tests never see each other's rows
+and parallel runs (xdist, several developers) never collide. PostgreSQL being unreachable is a
+failure with instructions, never a silent skip: CI has it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
+
+PG_CANDIDATES = (
+    "postgresql+psycopg://root@127.0.0.1:5432/test",
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+)
+
+
+def _admin_url() -> str:
+    explicit = os.environ.get("COMMITPLAN_TEST_POSTGRES_URL")
+    candidates = (explicit,) if explicit else PG_CANDIDATES
+    errors = []
+    for url in candidates:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return url
+        except OperationalError as e:
+            errors.append(f"  {url}: {str(e.orig).strip().splitlines()[0]}")
+        finally:
+            engine.dispose()
+    pytest.fail("PostgreSQL is required by the store tests (CI runs them on both databases) but could not be "
+                "reached:\n" + "\n".join(errors) + "\nStart it (e.g. `service postgresql start`) or set "
+                "COMMITPLAN_TEST_POSTGRES_URL=postgresql+psycopg://USER@HOST:PORT/DB.", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """URL of a PostgreSQL database created for this test session (dropped afterwards)."""
+    admin = _admin_url()
+    name = f"commitplan_test_{secrets.token_hex(4)}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database: a fresh SQLite file, or a fresh schema in the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'commitplan.db'}"
+        return
+    base = request.getfixturevalue("pg_database")
+    schema = f"t_{secrets.token_hex(6)}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield make_url(base).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
