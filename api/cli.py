@@ -183,6 +183,7 @@ def _register_commands() -> None:
     from api.finops_commands import register as register_finops
     from api.ledger_commands import register as register_ledger
     from api.prices_command import register as register_prices
+    from api.serve_command import register as register_serve
     from api.store_commands import register as register_store
 
     register_compare(app)
@@ -190,6 +191,7 @@ def _register_commands() -> None:
     register_prices(app)
     register_finops(app)
     register_store(app)
+    register_serve(app)
     register_backtest(app)
 
 

@@ -1,0 +1,1 @@
+"""One module per resource: datasets, plans, audit, health."""
