@@ -258,6 +258,9 @@ def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid,
         # DECIMAL / INTEGER is DOUBLE in DuckDB: keep one-hour rows exact, spread longer ones
         return f"CASE WHEN {hours} = 1 THEN {quantity_sql} ELSE CAST({quantity_sql} / {hours} AS {DECIMAL}) END"
 
+    helpers = fmt.pool_helpers(raw) if fmt.pool_helpers else {}
+    helpers_open = ("SELECT *, " + ", ".join(f"{sql} AS {name}" for name, sql in helpers.items()) + " FROM (") if helpers else ""
+    helpers_close = ")" if helpers else ""
     pool, quantity = fmt.pool(raw)
     pool_2, quantity_2 = fmt.second_pool(raw) if fmt.second_pool else ("NULL", "NULL")
     hours = (
@@ -274,8 +277,8 @@ def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid,
         f"{per_hour('__quantity')} AS hourly_quantity, __pool_2 AS pool_2, "
         f"{per_hour('__quantity_2')} AS hourly_quantity_2 FROM ("
         f"  SELECT *, {pool} AS __pool, {quantity} AS __quantity, {pool_2} AS __pool_2, "
-        f"  {quantity_2} AS __quantity_2 FROM ("
-        f"    SELECT {ROW}, {select} FROM raw_rows WHERE {'TRUE' if by_insertion_order else valid}))"
+        f"  {quantity_2} AS __quantity_2 FROM ({helpers_open}"
+        f"    SELECT {ROW}, {select} FROM raw_rows WHERE {'TRUE' if by_insertion_order else valid}){helpers_close})"
     )
     if by_insertion_order:
         connection.execute(

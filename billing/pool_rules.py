@@ -71,8 +71,11 @@ def aws_ec2_pool(region: str, instance_type: str, os_name: str, hours: str,
         f"WHEN {flexible} THEN 'aws:ec2:' || {region} || ':' || {family} || ':linux' "
         f"ELSE 'aws:ec2:' || {region} || ':' || {instance_type} || ':' || {os_name} END"
     )
-    quantity = f"CASE WHEN {flexible} THEN {hours} * {factor} ELSE {hours} END"
-    return pool, f"CASE WHEN ({pool}) IS NULL THEN NULL ELSE {quantity} END"
+    quantity = (
+        f"CASE WHEN {hours} IS NULL OR {instance_type} IS NULL OR {region} IS NULL THEN NULL "
+        f"WHEN {flexible} THEN {hours} * {factor} ELSE {hours} END"
+    )
+    return pool, quantity
 
 
 def azure_vm_pool(region: str, meter: str, hours: str) -> tuple[str, str]:
@@ -80,7 +83,7 @@ def azure_vm_pool(region: str, meter: str, hours: str) -> tuple[str, str]:
         f"CASE WHEN {hours} IS NULL OR {meter} IS NULL OR {region} IS NULL THEN NULL "
         f"ELSE 'azure:vm:' || {slug(region)} || ':' || {slug(meter)} END"
     )
-    return pool, f"CASE WHEN ({pool}) IS NULL THEN NULL ELSE {hours} END"
+    return pool, f"CASE WHEN {hours} IS NULL OR {meter} IS NULL OR {region} IS NULL THEN NULL ELSE {hours} END"
 
 
 def gcp_compute_pool(region: str, sku_description: str, amount: str) -> tuple[str, str]:

@@ -81,6 +81,9 @@ class Format:
     pool: Callable[[Raw], tuple[str, str]]
     """(pool id, usage quantity in the pool's unit) as SQL over the ledger columns (and helper
     values) that ``charges`` gives; a NULL pool where no commitment covers the row."""
+    pool_helpers: Callable[[Raw], dict[str, str]] | None = None
+    """Optional: values the pool rules use several times, computed once per row (in a layer between
+    the charge columns and ``pool``, which may then name them)."""
     second_pool: Callable[[Raw], tuple[str, str]] | None = None
     """Optional: a second (pool, quantity) the same charge uses (a GCP machine type's RAM)."""
     inspect: Callable[[object, Raw], dict[str, str]] | None = None

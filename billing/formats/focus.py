@@ -134,18 +134,26 @@ USAGE_HOURS = (
 )
 
 
-def _pool(raw: Raw) -> tuple[str, str]:
-    """AWS EC2 (size-flexible where it can be), Azure VMs per size, GCP machine types' cores."""
+def _pool_helpers(raw: Raw) -> dict[str, str]:
+    """The AWS and Azure usage hours and the AWS OS slug: large expressions the pool id and its
+    quantity each use several times, so computed once per row."""
     ec2 = "(service_name IN ('Amazon Elastic Compute Cloud', 'AmazonEC2', 'Amazon EC2') OR (service_name IS NULL " \
           "AND instance_type NOT LIKE '%.%.%'))"
     software = r"regexp_extract(charge_description, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
     os_name = aws_os("operating_system", f"NULLIF({software}, '')",
                      "coalesce(charge_description LIKE '%BYOL%', false)",
                      "coalesce(charge_description LIKE '%Dedicated%' OR _tenancy = 'Dedicated', false)")
-    aws_pool, aws_quantity = aws_ec2_pool("region_id", "instance_type", os_name,
-                                          f"CASE WHEN provider IN {AWS} AND {ec2} THEN {USAGE_HOURS} END")
-    azure_pool, azure_quantity = azure_vm_pool(
-        "region_id", "instance_type", f"CASE WHEN provider IN {AZURE} AND service_name = 'Virtual Machines' THEN {USAGE_HOURS} END")
+    return {
+        "__aws_hours": f"CASE WHEN provider IN {AWS} AND {ec2} THEN {USAGE_HOURS} END",
+        "__aws_os": f"CASE WHEN provider IN {AWS} AND instance_type IS NOT NULL THEN {os_name} END",
+        "__azure_hours": f"CASE WHEN provider IN {AZURE} AND service_name = 'Virtual Machines' THEN {USAGE_HOURS} END",
+    }
+
+
+def _pool(raw: Raw) -> tuple[str, str]:
+    """AWS EC2 (size-flexible where it can be), Azure VMs per size, GCP machine types' cores."""
+    aws_pool, aws_quantity = aws_ec2_pool("region_id", "instance_type", "__aws_os", "__aws_hours")
+    azure_pool, azure_quantity = azure_vm_pool("region_id", "instance_type", "__azure_hours")
     (gcp_pool, gcp_quantity), _ = _gcp(raw)
     return (
         f"CASE WHEN provider IN {AWS} THEN {aws_pool} WHEN provider IN {AZURE} THEN {azure_pool} "
@@ -174,5 +182,6 @@ FOCUS = Format(
     charges=_charges,
     source_sums=_source_sums,
     pool=_pool,
+    pool_helpers=_pool_helpers,
     second_pool=_memory_pool,
 )
