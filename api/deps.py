@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -19,12 +19,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
+import store.idempotency
+from api.jobs import deferred_submits
 from api.problems import ProblemError
 from api.settings import Settings
 from store import Actor, Role
-from store.audit import append as audit_append
-from store.models import AuditOutcome
 
+log = logging.getLogger("commitplan.api")
 ANONYMOUS = Actor("anonymous", Role.VIEWER)
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer cp_…`")
 
@@ -55,8 +56,7 @@ def _audit_refused_auth(request: Request, session: Session, reason: str) -> None
     action = getattr(route, "name", None) or f"{request.method} {request.url.path}"
     params = request.path_params
     target = ("plan", params["plan_id"]) if "plan_id" in params else (action.split(".")[0], None)
-    with store.writing(session):
-        audit_append(session, ANONYMOUS, action, target, AuditOutcome.REFUSED, {"reason": reason})
+    store.audit_refused(session, ANONYMOUS, action, target, {"reason": reason})
 
 
 def current_actor(
@@ -99,50 +99,50 @@ Admin = Annotated[Actor, Depends(require("admin"))]
 # --------------------------------------------------------------------------- idempotency
 
 class IdempotencyStore:
-    """Responses of POSTs sent with ``Idempotency-Key``, in process memory (lost on restart, per replica).
+    """Settings of the idempotency keys, which live in the database (``store.run_once``, table
+    ``idempotency_keys``): shared by every replica on one database and kept across restarts.
 
-    Keyed by (actor, route, key); holds a fingerprint of the request's meaning (not its raw bytes:
-    multipart boundaries differ between retries) and the first successful response. A per-key lock
-    makes a concurrent retry wait for the first call instead of running it twice.
+    ``ttl_s``: how long a key is remembered. Expired rows are ignored on lookup and purged at most
+    every ``purge_every_s`` seconds per process.
     """
 
-    def __init__(self, ttl_s: float = 24 * 3600, max_entries: int = 10_000) -> None:
-        self.ttl_s, self.max_entries = ttl_s, max_entries
-        self._done: OrderedDict[tuple[str, str, str], tuple[float, str, int, Any]] = OrderedDict()
-        self._locks: dict[tuple[str, str, str], threading.Lock] = {}
+    def __init__(self, ttl_s: float = 24 * 3600, purge_every_s: float = 3600.0) -> None:
+        self.ttl_s, self.purge_every_s = ttl_s, purge_every_s
+        self._last_purge = float("-inf")
         self._guard = threading.Lock()
 
-    def lock(self, key: tuple[str, str, str]) -> threading.Lock:
+    def maybe_purge(self, sessions: sessionmaker[Session]) -> None:
         with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def get(self, key: tuple[str, str, str]) -> tuple[str, int, Any] | None:
-        with self._guard:
-            hit = self._done.get(key)
-            if hit is None:
-                return None
-            if time.monotonic() - hit[0] > self.ttl_s:
-                del self._done[key]
-                return None
-            return hit[1:]
-
-    def put(self, key: tuple[str, str, str], fingerprint: str, status: int, body: Any) -> None:
-        with self._guard:
-            self._done[key] = (time.monotonic(), fingerprint, status, body)
-            while len(self._done) > self.max_entries:
-                old, _ = self._done.popitem(last=False)
-                self._locks.pop(old, None)
+            if time.monotonic() - self._last_purge < self.purge_every_s:
+                return
+            self._last_purge = time.monotonic()
+        try:
+            with sessions() as session:
+                store.idempotency.purge(session, self.ttl_s)
+        except Exception:  # housekeeping only: never fail a request over it
+            log.exception("purging expired idempotency keys failed")
 
 
 class Idempotency:
-    """Per request: ``idem.run(fingerprint, action)`` runs ``action`` once per key; retries replay it."""
+    """Per request: ``idem.run(fingerprint, action)`` runs ``action`` once per key; retries replay it.
 
-    def __init__(self, request: Request, actor: ActorDep) -> None:
+    Keyed by (actor, route, key) in the database; holds a fingerprint of the request's meaning (not
+    its raw bytes: multipart boundaries differ between retries) and the first successful response,
+    committed in the same transaction as the action's store writes. Plans the action queues are
+    queued only after that commit.
+    """
+
+    def __init__(self, request: Request, actor: ActorDep, session: SessionDep) -> None:
         self.key = request.headers.get("idempotency-key")
-        self.store: IdempotencyStore = request.app.state.idempotency
+        self.settings: IdempotencyStore = request.app.state.idempotency
+        self.sessions: sessionmaker[Session] = request.app.state.sessions
+        self.jobs = getattr(request.app.state, "jobs", None)
+        self.session, self.actor = session, actor
         route = request.scope.get("route")
-        self.scope = (actor.name, f"{request.method} {getattr(route, 'path', request.url.path)} "
+        self.route = (f"{request.method} {getattr(route, 'path', request.url.path)} "
                       f"{json.dumps(request.path_params, sort_keys=True)}")
+        if len(self.route) > 300:  # the column's width: long path parameters are kept as their digest
+            self.route = self.route[:236] + hashlib.sha256(self.route.encode()).hexdigest()
         if self.key is not None and not (1 <= len(self.key) <= 255):
             raise ProblemError(400, "Idempotency-Key must be 1 to 255 characters")
 
@@ -150,19 +150,33 @@ class Idempotency:
         """(status, body, replayed). Only successes are remembered: a refused call may be retried."""
         if self.key is None:
             return (*action(), False)
+        self.settings.maybe_purge(self.sessions)
         digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()
-        slot = (*self.scope, self.key)
-        with self.store.lock(slot):
-            hit = self.store.get(slot)
-            if hit is not None:
-                if hit[0] != digest:
-                    raise ProblemError(422, f"Idempotency-Key {self.key!r} was already used with a different "
-                                       "request: use a new key for a new request")
-                return hit[1], hit[2], True
-            status, body = action()
-            if 200 <= status < 300:
-                self.store.put(slot, digest, status, body)
-            return status, body, False
+        refusal: list[ProblemError] = []
+        queued: list[list[Any]] = []
+
+        def operation() -> tuple[int, Any]:
+            refusal.clear()
+            with deferred_submits() as pending:
+                queued.append(pending)
+                try:
+                    return action()
+                except ProblemError as e:  # refused: its audit entry commits, the key is not kept
+                    refusal.append(e)
+                    return e.status, None
+
+        try:
+            done = store.run_once(self.session, self.actor.name, self.route, self.key, digest, operation,
+                                  self.settings.ttl_s)
+        except store.KeyReused:
+            raise ProblemError(422, f"Idempotency-Key {self.key!r} was already used with a different "
+                               "request: use a new key for a new request") from None
+        if refusal and not done.replayed:
+            raise refusal[0]
+        if not done.replayed and queued and self.jobs is not None:
+            for plan_id in queued[-1]:  # only the attempt that committed (earlier ones were rolled back)
+                self.jobs.submit(plan_id)
+        return done.status, done.body, done.replayed
 
 
 IdempotencyDep = Annotated[Idempotency, Depends()]

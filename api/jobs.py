@@ -10,14 +10,17 @@ solve never holds a connection or lock that reads would wait on. On startup, pla
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
@@ -25,9 +28,7 @@ from models.errors import InputError, PlanningError
 from models.policy import Policy
 from models.readers import read_existing, read_price_book, read_usage
 from store import Actor, Plan, Role, RunStatus
-from store.audit import append as audit_append
-from store.hashing import row_hash
-from store.models import Approval, AuditOutcome
+from store.models import Approval
 
 log = logging.getLogger("commitplan.jobs")
 
@@ -94,29 +95,31 @@ def run_one(sessions: sessionmaker[Session], plan_id: uuid.UUID) -> str:
 
 
 def requeue_stale(sessions: sessionmaker[Session]) -> int:
-    """Running → queued for plans whose process died (audited as ``plan.requeue``).
-
-    TODO(store): belongs in ``store.plans`` as ``requeue_run``; done here with the store's own
-    audit append in the same transaction so the audit chain still records it.
-    """
+    """Running → queued for plans whose process died (``store.requeue_run``, audited as ``plan.requeue``)."""
     n = 0
     with sessions() as session:
         ids = list(session.scalars(select(Plan.id).where(Plan.status == RunStatus.RUNNING.value,
                                                           Plan.approval == Approval.DRAFT.value)))
+        session.commit()
         for pid in ids:
-            with store.writing(session):
-                plan = session.get(Plan, pid, populate_existing=True)
-                before = row_hash(plan)
-                won = session.execute(update(Plan).where(Plan.id == pid, Plan.status == RunStatus.RUNNING.value)
-                                      .values(status=RunStatus.QUEUED.value, started_at=None)
-                                      .execution_options(synchronize_session=False)).rowcount == 1
-                session.refresh(plan)
-                audit_append(session, WORKER, "plan.requeue", ("plan", str(pid)),
-                             AuditOutcome.OK if won else AuditOutcome.REFUSED,
-                             {"reason": "the process running it stopped"} if won else {"reason": "no longer running"},
-                             before, row_hash(plan))
-                n += won
+            n += store.requeue_run(session, pid, WORKER).ok
     return n
+
+
+_deferred: contextvars.ContextVar[list[uuid.UUID] | None] = contextvars.ContextVar("commitplan_deferred_jobs",
+                                                                                 default=None)
+
+
+@contextmanager
+def deferred_submits() -> Iterator[list[uuid.UUID]]:
+    """Inside, :meth:`JobRunner.submit` only collects plan ids (in the yielded list) instead of queuing them:
+    for a caller whose plan is not committed yet (a worker could not see it). Queue them after the commit."""
+    pending: list[uuid.UUID] = []
+    token = _deferred.set(pending)
+    try:
+        yield pending
+    finally:
+        _deferred.reset(token)
 
 
 class JobRunner:
@@ -142,6 +145,10 @@ class JobRunner:
             self.threads.append(t)
 
     def submit(self, plan_id: uuid.UUID) -> None:
+        pending = _deferred.get()
+        if pending is not None:
+            pending.append(plan_id)
+            return
         self.queue.put(plan_id)
 
     def pending(self) -> int:

@@ -10,6 +10,7 @@ and one set of Alembic migrations (shipped in ``store/migrations``) for both. Us
 """
 
 from store.audit import VerifyResult, verify
+from store.audit import refused as audit_refused
 from store.datasets import add_dataset, add_scenario, dataset_content
 from store.db import (
     begin_write,
@@ -21,6 +22,7 @@ from store.db import (
     upgrade,
     writing,
 )
+from store.idempotency import KeyReused, Stored, run_once
 from store.keys import PERMISSIONS, Actor, Role, authenticate, create_key, revoke_key
 from store.models import (
     ApiKey,
@@ -28,6 +30,7 @@ from store.models import (
     AuditEntry,
     Dataset,
     DatasetKind,
+    IdempotencyKey,
     Plan,
     RunStatus,
     Scenario,
@@ -39,6 +42,7 @@ from store.plans import (
     decide,
     fail_run,
     finish_run,
+    requeue_run,
     submit,
     verify_approved,
 )
@@ -50,4 +54,5 @@ __all__ = [
     "begin_write", "claim_run", "connect", "content_hash", "create_key", "create_plan", "data_dir", "database_url",
     "dataset_content", "decide", "fail_run", "finish_run", "make_engine", "revoke_key", "session_factory", "submit",
     "upgrade", "verify", "verify_approved", "writing",
+    "IdempotencyKey", "KeyReused", "Stored", "audit_refused", "requeue_run", "run_once",
 ]

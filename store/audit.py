@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from store.db import writing
 from store.hashing import GENESIS, canonical_json, sha256_hex, utc_iso
 from store.models import AuditEntry, AuditHead, AuditOutcome, utcnow
 
@@ -73,6 +74,14 @@ def append(
     session.flush()
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=entry.seq, entry_hash=entry.entry_hash))
     return entry
+
+
+def refused(
+    session: Session, actor: Actor, action: str, target: Target, detail: Mapping[str, Any] | None = None
+) -> AuditEntry:
+    """Record a refused attempt (e.g. a POST without a valid key) as its own write transaction."""
+    with writing(session):
+        return append(session, actor, action, target, AuditOutcome.REFUSED, detail)
 
 
 class Problem(enum.StrEnum):

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_S = 30.0
 _WRITE = "commitplan_write"
+_WRITING = "commitplan_writing"  # session.info flag: an outer writing() block is open
 
 
 def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -97,14 +98,26 @@ def begin_write(session: Session) -> None:
 
 @contextmanager
 def writing(session: Session) -> Iterator[Session]:
-    """One atomic write: begin as a writer, commit on success, roll back on any error."""
+    """One atomic write: begin as a writer, commit on success, roll back on any error.
+
+    Re-entrant: inside an outer ``writing`` block on the same session an inner one joins the outer
+    transaction (no BEGIN, no COMMIT of its own), so a caller can make several store operations, or
+    a store operation plus its idempotency record (:func:`store.idempotency.run_once`), one atomic
+    write. An error inside propagates and the outermost block rolls everything back.
+    """
+    if session.info.get(_WRITING):
+        yield session
+        return
     begin_write(session)
+    session.info[_WRITING] = True
     try:
         yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop(_WRITING, None)
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -262,3 +262,23 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotencyKey(Base):
+    """A POST's ``Idempotency-Key`` and the response it produced, written in the same transaction as the
+    operation itself: a retry on any replica replays the response instead of applying it twice.
+
+    ``route`` is the method, path template and path parameters; ``fingerprint`` the SHA-256 of the
+    request's meaning (a different request under the same key is refused). Only successful (2xx)
+    responses are kept; rows older than the service's TTL are ignored and purged.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    actor: Mapped[str] = mapped_column(String(100), primary_key=True)
+    route: Mapped[str] = mapped_column(String(300), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

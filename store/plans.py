@@ -161,6 +161,14 @@ def fail_run(session: Session, plan_id: uuid.UUID | str, actor: Actor, error: st
                        {"error": error[:500]})
 
 
+def requeue_run(session: Session, plan_id: uuid.UUID | str, actor: Actor) -> Result[Plan]:
+    """Running → queued: the process running the plan stopped; a worker will claim it again."""
+    return _transition(session, actor, "plan.requeue", plan_id, _run_rule(RunStatus.RUNNING, actor),
+                       _run_guard(RunStatus.RUNNING),
+                       lambda p: {"status": RunStatus.QUEUED.value, "started_at": None},
+                       {"reason": "the process running it stopped"})
+
+
 def create_plan(
     session: Session,
     actor: Actor,

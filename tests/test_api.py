@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import store
 from api.app import create_app
@@ -330,6 +330,59 @@ def test_idempotency_key(env: Env, tmp_path: Path) -> None:
     a2 = env.client.post(f"/v1/plans/{pid}/approve", headers=env.h("fred", **{"Idempotency-Key": "a-1"}))
     assert a1.status_code == a2.status_code == 200 and a1.json() == a2.json()
     assert sum(e.action == "plan.approve" for e in env.audit(pid)) == 1
+
+
+def test_huge_offsets_are_422_not_500(env: Env) -> None:
+    """Found by tests/test_api_fuzz.py: an offset past 2**63 overflowed the database driver (500)."""
+    for path in ("/v1/datasets", "/v1/plans", f"/v1/plans/{uuid.uuid4()}/audit"):
+        r = env.client.get(f"{path}?offset={2**64}", headers=env.h("victor"))
+        assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
+
+
+def test_idempotency_keys_are_shared_by_replicas(db_url: str, estate: dict[str, Path]) -> None:
+    """Two app instances on one database (two replicas): a retry on the other one replays, never reapplies."""
+    apps = [create_app(Settings(database_url=db_url, job_workers=1, requeue_running=False)) for _ in range(2)]
+    with TestClient(apps[0]) as c0, TestClient(apps[1]) as c1:
+        with apps[0].state.sessions() as s:
+            keys = {n: store.create_key(s, n, r)[1] for n, r in [("alice", "procurement"), ("fred", "finance"),
+                                                                  ("victor", "viewer")]}
+        a, b = (Env(c, app, app.state.sessions, keys, estate) for c, app in zip((c0, c1), apps, strict=True))
+        r1 = a.upload("alice", "usage", estate["usage"], **{"Idempotency-Key": "u-1"})
+        r2 = b.upload("alice", "usage", estate["usage"], **{"Idempotency-Key": "u-1"})
+        assert r1.status_code == r2.status_code == 201 and r1.json() == r2.json()
+        assert "idempotent-replayed" not in r1.headers and r2.headers["idempotent-replayed"] == "true"
+        r3 = b.upload("alice", "prices", estate["prices"], **{"Idempotency-Key": "u-1"})
+        assert r3.status_code == 422 and r3.headers["content-type"] == PROBLEM and "different request" in r3.text
+        assert b.upload("victor", "usage", estate["usage"], **{"Idempotency-Key": "v-1"}).status_code == 403
+        assert a.upload("victor", "usage", estate["usage"], **{"Idempotency-Key": "v-1"}).status_code == 403
+        prices = a.upload("alice", "prices", estate["prices"]).json()["id"]
+        body = {"name": "x", "usage_dataset": r1.json()["id"], "prices_dataset": prices}
+
+        def create(env: Env) -> object:
+            return env.client.post("/v1/plans", headers=env.h("alice", **{"Idempotency-Key": "p-1"}), json=body)
+
+        out: list = []
+        threads = [threading.Thread(target=lambda e=e: out.append(create(e))) for e in (a, b) * 4]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(r.status_code for r in out) == [202] * 8, [r.text for r in out]
+        assert len({r.json()["id"] for r in out}) == 1
+        assert sum(r.headers.get("idempotent-replayed") == "true" for r in out) == 7
+        assert a.client.get("/v1/plans", headers=a.h("victor")).json()["total"] == 1
+        pid = out[0].json()["id"]
+        assert a.wait(pid)["status"] == "done"  # queued once, after its commit
+        assert b.client.post(f"/v1/plans/{pid}/submit", headers=b.h("alice")).status_code == 200
+        d1 = a.client.post(f"/v1/plans/{pid}/approve", headers=a.h("fred", **{"Idempotency-Key": "d-1"}))
+        d2 = b.client.post(f"/v1/plans/{pid}/approve", headers=b.h("fred", **{"Idempotency-Key": "d-1"}))
+        assert d1.status_code == d2.status_code == 200 and d1.json() == d2.json()
+        assert d2.headers["idempotent-replayed"] == "true"
+        assert sum(e.action == "plan.create" and e.outcome == "ok" for e in
+                   a.audit(pid)) == 1 and sum(e.action == "plan.approve" for e in a.audit(pid)) == 1
+        with a.sessions() as s:
+            assert store.verify(s).ok
+            assert s.scalar(select(func.count()).select_from(store.IdempotencyKey)) == 3  # refusals are not kept
 
 
 def test_plans_left_running_are_requeued_on_startup(db_url: str, estate: dict[str, Path]) -> None:

@@ -385,3 +385,43 @@ def test_twenty_concurrent_decisions_leave_exactly_one(db: DB) -> None:
         assert s.scalar(select(func.count()).select_from(ApiKey)) == 0
     result = db.verify()
     assert result.ok and result.checked == len(_audit_rows(db)), result
+
+
+def test_requeue_run_audit_refused_and_run_once(db: DB) -> None:
+    pid = _plan(db, "queued")
+    with db.sessions() as s:
+        assert store.requeue_run(s, pid, WORKER).outcome is Outcome.CONFLICT  # queued, not running
+        assert store.claim_run(s, pid, WORKER).ok
+        r = store.requeue_run(s, pid, WORKER)
+        assert r.ok and r.value.status == "queued" and r.value.started_at is None
+        store.audit_refused(s, VICTOR, "plan.approve", ("plan", str(pid)), {"reason": "no key"})
+    rows = _audit_rows(db)
+    assert [(e.action, e.outcome) for e in rows[-3:]] == [("plan.start", "ok"), ("plan.requeue", "ok"),
+                                                          ("plan.approve", "refused")]
+    assert db.verify().ok
+    calls = []
+
+    def op() -> tuple[int, object]:  # a store write inside run_once joins its transaction
+        calls.append(1)
+        return 201, {"id": str(store.create_plan(s, ALICE, "x", uuid.UUID(rows[0].target_id)).value.id)}
+
+    with db.sessions() as s:
+        first = store.run_once(s, "alice", "POST /v1/plans {}", "k", "f" * 64, op)
+        again = store.run_once(s, "alice", "POST /v1/plans {}", "k", "f" * 64, op)
+        assert (first.status, first.replayed, again.replayed, again.body) == (201, False, True, first.body)
+        with pytest.raises(store.KeyReused):
+            store.run_once(s, "alice", "POST /v1/plans {}", "k", "e" * 64, op)
+        assert len(calls) == 1
+        refused = store.run_once(s, "alice", "POST /v1/plans {}", "k2", "f" * 64, lambda: (403, None))
+        assert refused.status == 403 and s.scalar(select(func.count()).select_from(store.IdempotencyKey)) == 1
+
+        def boom() -> tuple[int, object]:
+            store.create_plan(s, ALICE, "rolled back", uuid.UUID(rows[0].target_id))
+            raise RuntimeError("crash after the write")
+
+        n = s.scalar(select(func.count()).select_from(Plan))
+        with pytest.raises(RuntimeError):
+            store.run_once(s, "alice", "POST /v1/plans {}", "k3", "f" * 64, boom)
+        assert s.scalar(select(func.count()).select_from(Plan)) == n  # the write and the key rolled back together
+        assert s.scalar(select(func.count()).select_from(store.IdempotencyKey)) == 1
+    assert db.verify().ok

@@ -27,6 +27,7 @@ from store.hashing import sha256_hex
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 CHUNK = 1024 * 1024
+MAX_OFFSET = 2**31  # beyond any real table; an offset over 2**63 was an OverflowError in the driver (500)
 READERS = {DatasetKind.USAGE: read_usage, DatasetKind.PRICES: read_price_book, DatasetKind.COMMITMENTS: read_existing}
 
 
@@ -67,9 +68,10 @@ def create_dataset(
     if not content:
         raise ProblemError(422, f"{name}: the file is empty", file=name)
 
+    if actor.can("create"):  # parse before the write transaction: SQLite holds one write lock meanwhile
+        validate(kind, name, content)
+
     def action() -> tuple[int, object]:
-        if actor.can("create"):
-            validate(kind, name, content)
         result = store.add_dataset(session, actor, kind, name, content, file.content_type or "text/csv")
         if not result.ok:
             raise from_result(result)
@@ -85,7 +87,7 @@ def list_datasets(
     session: SessionDep, actor: Reader,
     kind: DatasetKind | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[DatasetPublic]:
     where = [Dataset.kind == kind.value] if kind else []
     total = session.scalar(select(func.count()).select_from(Dataset).where(*where)) or 0

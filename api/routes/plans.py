@@ -30,6 +30,7 @@ from store import AuditEntry, Plan
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 MAX_COMPARE = 20
+MAX_OFFSET = 2**31  # beyond any real table; an offset over 2**63 was an OverflowError in the driver (500)
 
 
 def _reply(status: int, body: object, replayed: bool, location: str | None = None) -> JSONResponse:
@@ -64,7 +65,7 @@ def list_plans(
     status: Annotated[str | None, Query(pattern="^(queued|running|done|failed)$")] = None,
     approval: Annotated[str | None, Query(pattern="^(draft|submitted|approved|rejected)$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Page[PlanPublic]:
     """Newest first, without results (fetch one plan for its result)."""
     where = [c for c in (Plan.status == status if status else None,
@@ -168,7 +169,7 @@ def reject_plan(plan_id: uuid.UUID, body: Decision, session: SessionDep, actor: 
 @router.get("/{plan_id}/audit", response_model=Page[AuditEntryPublic])
 def plan_audit(plan_id: uuid.UUID, session: SessionDep, actor: Reader,
                limit: Annotated[int, Query(ge=1, le=500)] = 100,
-               offset: Annotated[int, Query(ge=0)] = 0) -> Page[AuditEntryPublic]:
+               offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> Page[AuditEntryPublic]:
     """The plan's audit entries, oldest first, refused attempts included."""
     _plan(session, plan_id)
     where = [AuditEntry.target_type == "plan", AuditEntry.target_id == str(plan_id)]
