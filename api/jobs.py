@@ -1,8 +1,9 @@
 """Background solves: a bounded pool of worker threads that claim queued plans and store their results.
 
 A job is only a plan id on an in-process queue; the plan row is the truth. A worker claims the
-plan (``store.claim_run``: queued → running, exactly one claimant wins), loads its datasets, solves
-(``plan_for_usage``, or ``plan_for_history`` when the plan has a horizon), and stores the plan JSON
+plan (``store.claim_run``: queued → running, exactly one claimant wins), loads its datasets, solves them in
+a worker process (``plan_for_usage``, or ``plan_for_history`` when the plan has a horizon; a process so the
+CPU-bound solve does not hold the GIL the server's request threads need), and stores the plan JSON
 (``store.finish_run``) or the error (``store.fail_run``). Each worker has its own session, so a
 solve never holds a connection or lock that reads would wait on. On startup, plans left queued
 (and, unless disabled, running: their process died) are queued again.
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import multiprocessing
 import queue
 import tempfile
 import threading
+import traceback
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,50 +47,122 @@ def _write(directory: Path, stem: str, content: bytes) -> Path:
     return path
 
 
-def solve(session: Session, plan: Plan) -> dict:
-    """The plan JSON for a stored plan's inputs (raises InputError / PlanningError / ValueError)."""
+def solve_inputs(usage: bytes, prices: bytes, commitments: bytes | None, names: dict[str, str],
+                 policy: dict | None, horizon_months: int | None) -> dict:
+    """The plan JSON for a plan's input files (raises InputError / PlanningError / ValueError).
+
+    Pure (no database): :class:`JobRunner` runs it in a worker process so a CPU-bound solve does not
+    hold the server's GIL. ``names`` maps "usage"/"prices"/"commitments" to the names errors show.
+    """
     with tempfile.TemporaryDirectory(prefix="commitplan-job-") as tmp:
         d = Path(tmp)
-        usage_path = _write(d, "usage", store.dataset_content(session, plan.usage_dataset_id) or b"")
-        prices_path = _write(d, "prices", store.dataset_content(session, plan.prices_dataset_id) or b"")
-        names = {str(usage_path): f"usage dataset {plan.usage_dataset_id}",
-                 str(prices_path): f"prices dataset {plan.prices_dataset_id}"}
+        usage_path, prices_path = _write(d, "usage", usage), _write(d, "prices", prices)
+        shown = {str(usage_path): names["usage"], str(prices_path): names["prices"]}
         held = []
         try:
             book = read_price_book(prices_path)
             matrix = read_usage(usage_path, known_pools=set(book.on_demand))
-            if plan.commitments_dataset_id is not None:
-                path = _write(d, "commitments", store.dataset_content(session, plan.commitments_dataset_id) or b"")
-                names[str(path)] = f"commitments dataset {plan.commitments_dataset_id}"
+            if commitments is not None:
+                path = _write(d, "commitments", commitments)
+                shown[str(path)] = names["commitments"]
                 held = read_existing(path, book)
         except InputError as e:
-            raise InputError(names.get(e.file, e.file), e.message, e.row, e.column) from None
-        session.commit()  # release the read transaction before the (long) solve
-        policy = Policy(**plan.policy) if plan.policy else None
-        if plan.horizon_months:
+            raise InputError(shown.get(e.file, e.file), e.message, e.row, e.column) from None
+        pol = Policy(**policy) if policy else None
+        if horizon_months:
             from solver.future_plan import plan_for_history
-            result = plan_for_history(matrix, book, plan.horizon_months, held, policy=policy)
+            result = plan_for_history(matrix, book, horizon_months, held, policy=pol)
         else:
             from solver.planner import plan_for_usage
-            result = plan_for_usage(matrix, book, held, policy=policy)
+            result = plan_for_usage(matrix, book, held, policy=pol)
     return result.model_dump(mode="json")
 
 
-def run_one(sessions: sessionmaker[Session], plan_id: uuid.UUID) -> str:
-    """Claim and solve one plan; returns the final status (or why it was skipped)."""
+def _solve_in_worker(*args: object) -> tuple:
+    """:func:`solve_inputs` in a worker process, its outcome as plain data (InputError does not unpickle)."""
+    try:
+        return ("ok", solve_inputs(*args))  # type: ignore[arg-type]
+    except InputError as e:
+        return ("input", e.file, e.message, e.row, e.column)
+    except PlanningError as e:
+        return ("planning", str(e))
+    except ValueError as e:
+        return ("value", str(e))
+    except Exception as e:
+        log.exception("solve failed in worker process")
+        return ("internal", type(e).__name__, traceback.format_exc())
+
+
+def _unwrap(outcome: tuple) -> dict:
+    kind = outcome[0]
+    if kind == "ok":
+        return outcome[1]
+    if kind == "input":
+        raise InputError(*outcome[1:])
+    if kind == "planning":
+        raise PlanningError(outcome[1])
+    if kind == "value":
+        raise ValueError(outcome[1])
+    raise WorkerError(outcome[1], outcome[2])
+
+
+class Abandoned(Exception):
+    """The solve process was stopped because the server is stopping: the plan stays running (re-queued on start)."""
+
+
+class WorkerError(RuntimeError):
+    """An unexpected exception in the solve process (its traceback is in ``details``)."""
+
+    def __init__(self, name: str, details: str) -> None:
+        super().__init__(f"{name} in the solve process")
+        self.details = details
+
+
+def solve(session: Session, plan: Plan, executor: Executor | None = None) -> dict:
+    """The plan JSON for a stored plan's inputs (raises InputError / PlanningError / ValueError).
+
+    Loads the datasets, ends the read transaction, then solves: in ``executor`` (a process pool)
+    when given, else in this thread.
+    """
+    usage = store.dataset_content(session, plan.usage_dataset_id) or b""
+    prices = store.dataset_content(session, plan.prices_dataset_id) or b""
+    commitments = None
+    names = {"usage": f"usage dataset {plan.usage_dataset_id}", "prices": f"prices dataset {plan.prices_dataset_id}"}
+    if plan.commitments_dataset_id is not None:
+        commitments = store.dataset_content(session, plan.commitments_dataset_id) or b""
+        names["commitments"] = f"commitments dataset {plan.commitments_dataset_id}"
+    args = (usage, prices, commitments, names, dict(plan.policy) if plan.policy else None, plan.horizon_months)
+    session.commit()  # release the read transaction before the (long) solve
+    if executor is None:
+        return solve_inputs(*args)
+    try:
+        outcome = executor.submit(_solve_in_worker, *args).result()
+    except BrokenProcessPool as e:  # the worker died (killed, out of memory): not the input's fault
+        if getattr(executor, "commitplan_stopping", False):
+            raise Abandoned() from None
+        raise WorkerError("BrokenProcessPool", str(e)) from None
+    return _unwrap(outcome)
+
+
+def run_one(sessions: sessionmaker[Session], plan_id: uuid.UUID, executor: Executor | None = None) -> str:
+    """Claim and solve one plan (in ``executor`` when given); returns the final status (or why it was skipped)."""
     with sessions() as session:
         claimed = store.claim_run(session, plan_id, WORKER)
         if not claimed.ok:
             return f"skipped: {claimed.reason}"
         plan = claimed.value
         try:
-            result = solve(session, plan)
+            result = solve(session, plan, executor)
+        except Abandoned:
+            session.rollback()
+            return "abandoned: the server is stopping (the plan is re-queued on the next start)"
         except (InputError, PlanningError, ValueError) as e:
             session.rollback()
             store.fail_run(session, plan_id, WORKER, str(e))
             return RunStatus.FAILED.value
         except Exception as e:  # a bug: say so without leaking internals, keep the traceback in the log
-            log.exception("plan %s failed", plan_id)
+            details = f"\n{e.details}" if isinstance(e, WorkerError) else ""  # the worker process's traceback
+            log.exception("plan %s failed%s", plan_id, details)
             session.rollback()
             store.fail_run(session, plan_id, WORKER, f"internal error while solving ({type(e).__name__}); "
                            "the server logged the details")
@@ -123,14 +200,30 @@ def deferred_submits() -> Iterator[list[uuid.UUID]]:
 
 
 class JobRunner:
-    """``workers`` threads reading plan ids from a queue; ``submit`` never blocks."""
+    """``workers`` threads reading plan ids from a queue; ``submit`` never blocks.
 
-    def __init__(self, sessions: sessionmaker[Session], workers: int = 2) -> None:
-        self.sessions, self.workers = sessions, workers
+    Each thread claims a plan and stores its result; the solve itself runs in a pool of ``workers``
+    processes (started on the first solve, ``spawn``ed: no fork of a threaded server), so CPU-bound
+    solving never holds the GIL that request handling needs. ``processes=False`` solves in the threads.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], workers: int = 2, processes: bool = True) -> None:
+        self.sessions, self.workers, self.processes = sessions, workers, processes
         self.queue: queue.Queue[object] = queue.Queue()
         self.threads: list[threading.Thread] = []
         self.busy = 0
         self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._stopping = False
+
+    def executor(self) -> ProcessPoolExecutor | None:
+        """The solve process pool (created on first use; a broken pool is replaced)."""
+        if not self.processes:
+            return None
+        with self._lock:
+            if self._executor is None or getattr(self._executor, "_broken", False):
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            return self._executor
 
     def start(self, requeue_running: bool = True) -> None:
         if requeue_running:
@@ -157,12 +250,12 @@ class JobRunner:
     def _loop(self) -> None:
         while True:
             item = self.queue.get()
-            if item is _STOP:
+            if item is _STOP or self._stopping:  # plans still queued stay queued in the database
                 return
             with self._lock:
                 self.busy += 1
             try:
-                log.info("plan %s: %s", item, run_one(self.sessions, item))  # type: ignore[arg-type]
+                log.info("plan %s: %s", item, run_one(self.sessions, item, self.executor()))  # type: ignore[arg-type]
             except Exception:  # the database went away, …: the plan stays queued/running for the next start
                 log.exception("job for plan %s crashed", item)
             finally:
@@ -170,8 +263,17 @@ class JobRunner:
                     self.busy -= 1
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stopping = True
         for _ in self.threads:
             self.queue.put(_STOP)
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:  # a solve still running is abandoned: its plan stays running, re-queued on start
+            executor.commitplan_stopping = True  # type: ignore[attr-defined]
+            processes = list((executor._processes or {}).values())  # no public way to stop a busy worker (< 3.14)
+            executor.shutdown(wait=False, cancel_futures=True)
+            for p in processes:
+                p.terminate()
         for t in self.threads:
             t.join(timeout)
         self.threads.clear()

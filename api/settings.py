@@ -24,7 +24,7 @@ class Settings(BaseModel):
     job_workers: int = Field(default=2, ge=1, le=64, description="plans solved at the same time")
     requeue_running: bool = Field(default=True, description="on startup, re-queue plans left running by a previous "
                                   "process (leave False when several API replicas share one database)")
-    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_size: int = Field(default=40, ge=1)
     idempotency_ttl_s: float = Field(default=24 * 3600, gt=0)
     ledger_path: Path | None = Field(default=None, description="DuckDB ledger (`commitplan ingest`) read by the "
                                      "savings, allocation and anomalies endpoints")
