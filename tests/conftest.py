@@ -77,3 +77,33 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         with engine.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- the HTTP service
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from scenarios.sample_estate import generate_estate
+
+    return generate_estate(4, 30, seed=1).write(tmp_path_factory.mktemp("estate"))
+
+
+@pytest.fixture
+def env(db_url: str, estate: dict):
+    """The app on ``db_url`` behind a test client, with keys alice/paula (procurement), fred/fiona
+    (finance), adam (admin) and victor (viewer)."""
+    from fastapi.testclient import TestClient
+
+    import store
+    from api.app import create_app
+    from api.settings import Settings
+    from tests.api_env import Env
+
+    app = create_app(Settings(database_url=db_url, max_upload_bytes=1_000_000, job_workers=2, db_pool_size=30))
+    with TestClient(app) as client:
+        keys = {}
+        with app.state.sessions() as s:
+            for name, role in [("alice", "procurement"), ("paula", "procurement"), ("fred", "finance"),
+                               ("fiona", "finance"), ("adam", "admin"), ("victor", "viewer")]:
+                keys[name] = store.create_key(s, name, role)[1]
+        yield Env(client, app, app.state.sessions, keys, estate)
