@@ -11,8 +11,9 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,6 +25,8 @@ from api.jobs import deferred_submits
 from api.problems import ProblemError
 from api.settings import Settings
 from store import Actor, Role
+
+T = TypeVar("T")
 
 log = logging.getLogger("commitplan.api")
 ANONYMOUS = Actor("anonymous", Role.VIEWER)
@@ -180,3 +183,11 @@ class Idempotency:
 
 
 IdempotencyDep = Annotated[Idempotency, Depends()]
+
+
+def get_or_404(session: Session, model: type[T], row_id: uuid.UUID, what: str) -> T:
+    """The row ``row_id`` of ``model``, or a 404 problem naming it (``no plan <id>``)."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise ProblemError(404, f"no {what} {row_id}")
+    return row

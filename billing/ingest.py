@@ -108,7 +108,7 @@ def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: boo
     fmt = recognize(path, columns)
     check_required(path, fmt, columns)
     raw = fmt.raw(columns)
-    numbered = text_relation(connection, path)
+    numbered = text_relation(path, columns)
     fast = unnumbered_relation(path)
     connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {fast or numbered}")
     try:

@@ -66,11 +66,11 @@ def columns_of(connection: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     return [name for name, *_ in described if name != ROW]
 
 
-def text_relation(connection: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """The raw relation with every column cast to text (Parquet files arrive typed)."""
+def text_relation(path: Path, names: list[str]) -> str:
+    """The raw relation with every column (``names``, from ``columns_of``) cast to text: Parquet
+    files arrive typed."""
     if not is_parquet(path):
         return raw_relation(path)
-    names = columns_of(connection, path)
     casts = ", ".join(f"CAST({q(n)} AS VARCHAR) AS {q(n)}" for n in names)
     return f"SELECT {ROW}, {casts} FROM ({raw_relation(path)})"
 

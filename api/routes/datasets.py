@@ -17,7 +17,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 import store
-from api.deps import ActorDep, IdempotencyDep, Reader, SessionDep, SettingsDep
+from api.deps import (
+    ActorDep,
+    IdempotencyDep,
+    Reader,
+    SessionDep,
+    SettingsDep,
+    get_or_404,
+)
 from api.problems import ProblemError, from_result
 from api.schemas import DatasetPublic, Page
 from models.errors import InputError
@@ -98,22 +105,15 @@ def list_datasets(
                 next_offset=offset + limit if offset + limit < total else None)
 
 
-def _get(session: SessionDep, dataset_id: uuid.UUID) -> Dataset:
-    ds = session.get(Dataset, dataset_id)
-    if ds is None:
-        raise ProblemError(404, f"no dataset {dataset_id}")
-    return ds
-
-
 @router.get("/{dataset_id}", response_model=DatasetPublic)
 def get_dataset(dataset_id: uuid.UUID, session: SessionDep, actor: Reader) -> DatasetPublic:
-    return DatasetPublic.of(_get(session, dataset_id))
+    return DatasetPublic.of(get_or_404(session, Dataset, dataset_id, "dataset"))
 
 
 @router.get("/{dataset_id}/content", response_class=Response,
             responses={200: {"content": {"text/csv": {}, "application/gzip": {}}}})
 def get_dataset_content(dataset_id: uuid.UUID, session: SessionDep, actor: Reader) -> Response:
-    ds = _get(session, dataset_id)
+    ds = get_or_404(session, Dataset, dataset_id, "dataset")
     content = store.dataset_content(session, ds.id) or b""
     return Response(content, media_type=ds.media_type,
                     headers={"Content-Disposition": f"attachment; filename=\"{_safe(ds.name)}\"", "ETag": f'"{ds.sha256}"'})

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import Reader, SessionDep, SettingsDep
+from api.deps import Reader, SessionDep, SettingsDep, get_or_404
 from api.problems import ProblemError
 from api.settings import Settings
 from models.errors import InputError
@@ -58,9 +58,7 @@ def plan_savings(plan_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
     """The plan's expected figures against what the ledger realized over its window (prorated)."""
     from billing.plan_vs_actual import plan_vs_actual
 
-    plan = session.get(Plan, plan_id)
-    if plan is None:
-        raise ProblemError(404, f"no plan {plan_id}")
+    plan = get_or_404(session, Plan, plan_id, "plan")
     if plan.result_json is None:
         raise ProblemError(409, f"the plan is {plan.status}: it has no result to compare yet")
     ledger = _ledger(settings)

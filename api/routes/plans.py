@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 import store
-from api.deps import ActorDep, IdempotencyDep, Reader, SessionDep
+from api.deps import ActorDep, IdempotencyDep, Reader, SessionDep, get_or_404
 from api.problems import ProblemError, from_result
 from api.schemas import (
     AuditEntryPublic,
@@ -113,17 +113,10 @@ def compare_plans(session: SessionDep, actor: Reader,
     return PlanComparison(plans=rows, best_expected_savings=best)
 
 
-def _plan(session: SessionDep, plan_id: uuid.UUID) -> Plan:
-    plan = session.get(Plan, plan_id)
-    if plan is None:
-        raise ProblemError(404, f"no plan {plan_id}")
-    return plan
-
-
 @router.get("/{plan_id}", response_model=PlanPublic)
 def get_plan(plan_id: uuid.UUID, session: SessionDep, actor: Reader) -> PlanPublic:
     """Run status, approval state, and the plan JSON once done."""
-    return PlanPublic.of(_plan(session, plan_id), with_result=True)
+    return PlanPublic.of(get_or_404(session, Plan, plan_id, "plan"), with_result=True)
 
 
 def _transition(session: SessionDep, idem: IdempotencyDep, plan_id: uuid.UUID, fingerprint: object,
@@ -171,7 +164,7 @@ def plan_audit(plan_id: uuid.UUID, session: SessionDep, actor: Reader,
                limit: Annotated[int, Query(ge=1, le=500)] = 100,
                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> Page[AuditEntryPublic]:
     """The plan's audit entries, oldest first, refused attempts included."""
-    _plan(session, plan_id)
+    get_or_404(session, Plan, plan_id, "plan")
     where = [AuditEntry.target_type == "plan", AuditEntry.target_id == str(plan_id)]
     total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
     rows = session.scalars(select(AuditEntry).where(*where).order_by(AuditEntry.seq).limit(limit).offset(offset))
