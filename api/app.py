@@ -6,6 +6,7 @@ unfinished plans; on shutdown it stops the workers. ``commitplan serve`` runs it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,30 @@ class UploadLimit:
         await self.app(scope, receive, send)
 
 
+class Admission:
+    """At most ``limit`` requests inside the app at once; the others wait, first come first served.
+
+    Why: the routes are sync and a request holds its database connection from its first query
+    until FastAPI has serialized the response, which takes a second worker thread. With more
+    requests inside than worker threads, finished requests held every connection while the threads
+    waited for one: 200 concurrent reads stalled until the pool timed out. Below both limits that
+    cannot happen, and waiting here costs nothing but time. ``/healthz`` is never held back.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+        self.gate: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        if self.gate is None:  # created inside the server's event loop
+            self.gate = asyncio.Semaphore(self.limit)
+        async with self.gate:
+            await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
 
@@ -72,4 +97,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v1)
     app.include_router(health.router)
     app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(Admission, limit=settings.max_concurrent_requests)
     return app

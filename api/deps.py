@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -41,7 +41,15 @@ def get_sessions(request: Request) -> sessionmaker[Session]:
     return request.app.state.sessions
 
 
-def get_session(sessions: Annotated[sessionmaker[Session], Depends(get_sessions)]) -> Iterator[Session]:
+async def get_session(sessions: Annotated[sessionmaker[Session], Depends(get_sessions)]) -> AsyncIterator[Session]:
+    """A session per request, closed on the event loop.
+
+    Async on purpose: the routes are sync and run on Starlette's 40 worker threads. Were this a
+    sync generator, closing the session (and so returning its connection) would wait for a free
+    worker thread while the threads waited for connections: with 200 reads in flight every request
+    stalled until the pool's 30 s timeout. Opening a session does no I/O; closing returns the
+    connection to the pool.
+    """
     with sessions() as session:
         yield session
 
@@ -73,8 +81,9 @@ def current_actor(
     else:
         key = store.authenticate(session, credentials.credentials)
         if key is not None:
-            session.commit()  # end the read transaction: store writes begin their own
-            return Actor.of(key)
+            actor = Actor.of(key)  # read before the commit: after it, the expired key would reload and hold
+            session.commit()  # a connection until the request ends (with 200 reads in flight the pool ran dry)
+            return actor
         reason = "invalid API key: unknown, malformed or revoked"
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         session.rollback()

@@ -1,7 +1,8 @@
 """Every error as RFC 9457 ``application/problem+json``: ``type``, ``title``, ``status``, ``detail``.
 
 Handlers cover our own :class:`ProblemError`, Starlette's HTTP errors (404 no route, 405 wrong
-method), request validation (422, with ``errors`` listing each field) and anything unexpected (500,
+method), request validation (422, with ``errors`` listing each field), an exhausted connection pool (503
+with ``Retry-After``) and anything unexpected (500,
 logged server-side, never a traceback in the body).
 """
 
@@ -11,6 +12,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -83,6 +85,12 @@ def install(app: FastAPI) -> None:
         if len(errors) > 1:
             detail += f" (and {len(errors) - 1} more)"
         return problem_response(422, detail, request.url.path, errors=errors)
+
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    async def _busy(request: Request, exc: sqlalchemy.exc.TimeoutError) -> JSONResponse:
+        log.warning("no free database connection for %s %s", request.method, request.url.path)
+        return problem_response(503, "the server is busy: no database connection came free in time; retry",
+                                request.url.path, {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

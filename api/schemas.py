@@ -83,7 +83,8 @@ class PlanPublic(BaseModel):
     result: PlanResult | None = Field(default=None, description="the plan JSON, once done (omitted in listings)")
 
     @classmethod
-    def of(cls, p: Plan, with_result: bool = False) -> PlanPublic:
+    def of(cls, p: Plan) -> PlanPublic:
+        """Without the result: ``GET /v1/plans/{id}`` adds the stored plan JSON as it is."""
         return cls(
             id=p.id, name=p.name, status=p.status, approval=p.approval, usage_dataset=p.usage_dataset_id,
             prices_dataset=p.prices_dataset_id, commitments_dataset=p.commitments_dataset_id, policy=p.policy,
@@ -91,7 +92,6 @@ class PlanPublic(BaseModel):
             created_at=p.created_at, started_at=p.started_at, finished_at=p.finished_at, submitted_by=p.submitted_by,
             submitted_at=p.submitted_at, decided_by=p.decided_by, decided_at=p.decided_at,
             decision_comment=p.decision_comment,
-            result=PlanResult.model_validate_json(p.result_json) if with_result and p.result_json else None,
         )
 
 

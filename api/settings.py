@@ -25,6 +25,8 @@ class Settings(BaseModel):
     requeue_running: bool = Field(default=True, description="on startup, re-queue plans left running by a previous "
                                   "process (leave False when several API replicas share one database)")
     db_pool_size: int = Field(default=40, ge=1)
+    max_concurrent_requests: int = Field(default=32, ge=1, description="requests handled at once; the rest wait "
+                                         "their turn (keep it below the 40 worker threads and the pool)")
     idempotency_ttl_s: float = Field(default=24 * 3600, gt=0)
     ledger_path: Path | None = Field(default=None, description="DuckDB ledger (`commitplan ingest`) read by the "
                                      "savings, allocation and anomalies endpoints")
@@ -36,6 +38,7 @@ class Settings(BaseModel):
         values: dict[str, object] = {"database_url": store.database_url()}
         for field, name in (("max_upload_bytes", "COMMITPLAN_MAX_UPLOAD_BYTES"), ("job_workers", "COMMITPLAN_JOB_WORKERS"),
                             ("requeue_running", "COMMITPLAN_REQUEUE_RUNNING"), ("db_pool_size", "COMMITPLAN_DB_POOL_SIZE"),
+                            ("max_concurrent_requests", "COMMITPLAN_MAX_CONCURRENT_REQUESTS"),
                             ("ledger_path", "COMMITPLAN_LEDGER"), ("allocation_rules", "COMMITPLAN_ALLOCATION_RULES")):
             if env(name):
                 values[field] = env(name)

@@ -23,6 +23,7 @@ import datetime as dt
 import gzip
 import os
 import platform
+import secrets
 import socket
 import subprocess
 import sys
@@ -33,8 +34,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import sqlalchemy
 
 import store
+from benchmarks.raw_http import RawConnection
 from scenarios.sample_estate import generate_estate
 
 RESULTS = Path(__file__).with_name("api_reads_results.md")
@@ -44,6 +47,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def fresh_postgres(admin_url: str) -> str:
+    """URL of a new, empty database on the server of ``admin_url``."""
+    name = f"commitplan_bench_{secrets.token_hex(4)}"
+    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sqlalchemy.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres(admin_url: str, url: str) -> None:
+    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{sqlalchemy.make_url(url).database}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def percentiles(latencies_s: list[float]) -> dict[str, float]:
@@ -63,35 +83,38 @@ async def burst(base: str, token: str, n: int, plan_ids: list[str], inflight: in
         paths.append(f"/v1/plans/{plan_ids[i % len(plan_ids)]}" if kind == 0
                      else "/v1/plans?limit=50" if kind == 1 else "/v1/datasets?limit=50")
     conns = min(n, inflight or n)
-    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=timeout) as client:
-        # open the connections first (a route without the database) so the burst measures request handling
-        await asyncio.gather(*(client.get("/v1/openapi.json") for _ in range(conns)))
-        start = asyncio.Event()
+    auth = {"Authorization": f"Bearer {token}"}
+    # open the connections first, so the burst measures request handling, not connection set-up
+    pool = await asyncio.gather(*(RawConnection.open(base, auth) for _ in range(conns)))
+    free: asyncio.Queue[RawConnection] = asyncio.Queue()
+    for c in pool:
+        free.put_nowait(c)
+    start = asyncio.Event()
 
-        gate = asyncio.Semaphore(conns)
+    async def one(path: str) -> tuple[float, str, float]:
+        await start.wait()
+        conn = await free.get()
+        sent = time.perf_counter()
+        try:
+            status, body = await asyncio.wait_for(conn.get(path), timeout)
+            outcome = str(status)
+            if status == 200 and not body.startswith(b"{"):
+                outcome = "not JSON"
+            free.put_nowait(conn)
+        except asyncio.TimeoutError:
+            outcome = "timeout"
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError) as e:
+            outcome = type(e).__name__
+        done = time.perf_counter()
+        return done - t0, outcome, done - sent
 
-        async def one(path: str) -> tuple[float, str, float]:
-            await start.wait()
-            async with gate:
-                sent = time.perf_counter()
-                try:
-                    r = await client.get(path)
-                    outcome = str(r.status_code)
-                except httpx.TimeoutException:
-                    outcome = "timeout"
-                except httpx.TransportError as e:
-                    outcome = type(e).__name__
-                done = time.perf_counter()
-            return done - t0, outcome, done - sent
-
-        tasks = [asyncio.create_task(one(p)) for p in paths]
-        await asyncio.sleep(0)
-        t0 = time.perf_counter()
-        start.set()
-        results = await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
+    tasks = [asyncio.create_task(one(p)) for p in paths]
+    await asyncio.sleep(0)
+    t0 = time.perf_counter()
+    start.set()
+    results = await asyncio.gather(*tasks)
+    wall = time.perf_counter() - t0
+    await asyncio.gather(*(c.close() for c in pool))
     errors: dict[str, int] = {}
     for _, outcome, _ in results:
         if outcome != "200":
@@ -138,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120, help="per-request client timeout, s")
     ap.add_argument("--executor", choices=("default", "threads"), default="default",
                     help="threads: force api.jobs.JobRunner to solve in its threads (the pre-process-pool behaviour)")
+    ap.add_argument("--postgres", metavar="ADMIN_URL", nargs="?", const="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+                    help="serve from a fresh database on this PostgreSQL server (dropped afterwards) instead of SQLite")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default="", help="a line added under the table (e.g. which executor)")
     args = ap.parse_args(argv)
@@ -146,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="commitplan-bench-"))
     data = tmp / "data"
     data.mkdir()
-    url = f"sqlite:///{data / 'commitplan.db'}"
+    url = fresh_postgres(args.postgres) if args.postgres else f"sqlite:///{data / 'commitplan.db'}"
     sessions = store.connect(url)
     with sessions() as s:
         admin = store.create_key(s, "bench-procurement", "procurement")[1]
@@ -162,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k != "COMMITPLAN_DATABASE_URL"}
+    if args.postgres:
+        env["COMMITPLAN_DATABASE_URL"] = url
     env.update(COMMITPLAN_DATA_DIR=str(data), COMMITPLAN_MAX_UPLOAD_BYTES=str(200 * 1024 * 1024))
     log = (tmp / "serve.log").open("wb")
     launcher = ["-m", "api.cli"] if args.executor == "default" else [
@@ -231,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+        if args.postgres:
+            drop_postgres(args.postgres, url)
 
     def v(name: str) -> str:
         try:
@@ -242,20 +271,20 @@ def main(argv: list[str] | None = None) -> int:
         "# API read latency while plans solve",
         "",
         f"`python -m benchmarks.api_reads --reads {args.reads} --solves {args.solves} --pools {args.pools} "
-        f"--days {args.days} --rounds {args.rounds}"
+        f"--days {args.days} --rounds {args.rounds}" + (" --postgres" if args.postgres else "")
         + (f" --inflight {args.inflight}" if args.inflight else "") + f"` — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         (f"- Python {platform.python_version()}; fastapi {v('fastapi')}, uvicorn {v('uvicorn')}, httpx {v('httpx')}, "
         f"SQLAlchemy {v('sqlalchemy')}, highspy {v('highspy')}"),
-        f"- server: `commitplan serve` subprocess on 127.0.0.1, SQLite, {workers} job workers, solves in "
+        f"- server: `commitplan serve` subprocess on 127.0.0.1, {'PostgreSQL' if args.postgres else 'SQLite'}, {workers} job workers, solves in "
         + ("the job threads (forced)" if args.executor == "threads" else "api.jobs default executor"),
         (f"- estate: {args.pools} pools × {args.days} days hourly (usage CSV "
         f"{big['usage'].stat().st_size / 1e6:.1f} MB, uploaded gzipped)"),
         f"- solves: {args.solves} concurrent, status {', '.join(final)}; started→finished "
         + ", ".join(f"{x:.1f} s" for x in solve_s) + f"; POST→all finished {total:.1f} s",
         f"- reads: {args.reads} concurrent GETs per burst (⅓ `GET /v1/plans/{{id}}`, ⅓ `GET /v1/plans`, "
-        "⅓ `GET /v1/datasets`), viewer key, connections opened before the burst, "
+        "⅓ `GET /v1/datasets`), viewer key, bare asyncio HTTP/1.1 client (benchmarks/raw_http.py), connections opened before the burst, "
         + (f"at most {args.inflight} in flight, " if args.inflight else "all in flight at once, ")
         + "latency = burst start → response (includes waiting for a free slot), "
         "per-request = sent → response; "

@@ -178,7 +178,8 @@ class Plan(Base):
     policy_json: Mapped[str] = mapped_column(Text, default="{}")
     horizon_months: Mapped[int | None] = mapped_column(Integer)
     options_json: Mapped[str] = mapped_column(Text, default="{}")
-    result_json: Mapped[str | None] = mapped_column(Text)
+    # deferred: a plan's JSON runs to megabytes; listings never need it, one plan's read loads it
+    result_json: Mapped[str | None] = mapped_column(Text, deferred=True)
     error: Mapped[str | None] = mapped_column(Text)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(100))
