@@ -17,7 +17,7 @@ import store
 from api import problems
 from api.deps import IdempotencyStore
 from api.jobs import JobRunner
-from api.routes import audit, datasets, finops, health, plans
+from api.routes import audit, datasets, finops, health, plans, scenarios
 from api.settings import Settings
 
 MULTIPART_OVERHEAD = 64 * 1024
@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.idempotency = IdempotencyStore(settings.idempotency_ttl_s)
     problems.install(app)
     v1 = APIRouter(prefix="/v1")
-    for module in (datasets, plans, audit, finops):
+    for module in (datasets, scenarios, plans, audit, finops):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -32,7 +32,7 @@ import store
 from models.errors import InputError, PlanningError
 from models.policy import Policy
 from models.readers import read_existing, read_price_book, read_usage
-from store import Actor, Plan, Role, RunStatus
+from store import Actor, Plan, Role, RunStatus, Scenario
 from store.models import Approval
 
 log = logging.getLogger("commitplan.jobs")
@@ -48,7 +48,7 @@ def _write(directory: Path, stem: str, content: bytes) -> Path:
 
 
 def solve_inputs(usage: bytes, prices: bytes, commitments: bytes | None, names: dict[str, str],
-                 policy: dict | None, horizon_months: int | None) -> dict:
+                 policy: dict | None, horizon_months: int | None, whatif: str | None = None) -> dict:
     """The plan JSON for a plan's input files (raises InputError / PlanningError / ValueError).
 
     Pure (no database): :class:`JobRunner` runs it in a worker process so a CPU-bound solve does not
@@ -71,7 +71,15 @@ def solve_inputs(usage: bytes, prices: bytes, commitments: bytes | None, names: 
         pol = Policy(**policy) if policy else None
         if horizon_months:
             from solver.future_plan import plan_for_history
-            result = plan_for_history(matrix, book, horizon_months, held, policy=pol)
+            whatif_path = None
+            if whatif is not None:
+                whatif_path = d / "whatif.yaml"
+                whatif_path.write_text(whatif, encoding="utf-8")
+                shown[str(whatif_path)] = names["scenario"]
+            try:
+                result = plan_for_history(matrix, book, horizon_months, held, whatif=whatif_path, policy=pol)
+            except InputError as e:
+                raise InputError(shown.get(e.file, e.file), e.message, e.row, e.column) from None
         else:
             from solver.planner import plan_for_usage
             result = plan_for_usage(matrix, book, held, policy=pol)
@@ -131,7 +139,11 @@ def solve(session: Session, plan: Plan, executor: Executor | None = None) -> dic
     if plan.commitments_dataset_id is not None:
         commitments = store.dataset_content(session, plan.commitments_dataset_id) or b""
         names["commitments"] = f"commitments dataset {plan.commitments_dataset_id}"
-    args = (usage, prices, commitments, names, dict(plan.policy) if plan.policy else None, plan.horizon_months)
+    whatif = None
+    if plan.scenario_id is not None:
+        scenario = session.get(Scenario, plan.scenario_id)
+        whatif, names["scenario"] = scenario.yaml_text, f"scenario {scenario.name} ({scenario.id})"
+    args = (usage, prices, commitments, names, dict(plan.policy) if plan.policy else None, plan.horizon_months, whatif)
     session.commit()  # release the read transaction before the (long) solve
     if executor is None:
         return solve_inputs(*args)

@@ -52,6 +52,26 @@ class PlanCreate(BaseModel):
     policy: Policy | None = Field(default=None, description="risk and purchase limits (as in the policy YAML)")
     horizon_months: int | None = Field(default=None, ge=1, le=60, description="given: forecast the usage as history "
                                        "and plan this many months ahead; omitted: optimize for the usage exactly")
+    scenario: uuid.UUID | None = Field(default=None, description="what-if overlays (POST /v1/scenarios) applied to "
+                                       "every forecast scenario; needs horizon_months")
+
+
+class ScenarioCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="names the file in errors (e.g. growth.yaml)")
+    yaml: str = Field(min_length=1, max_length=1_000_000, description="what-if overlays YAML, as "
+                      "`commitplan plan --whatif` reads it (examples in scenarios/examples/)")
+
+
+class ScenarioPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    sha256: str
+    overlays: int = Field(description="number of overlay items")
+    created_by: str
+    created_at: datetime
+    yaml: str | None = Field(default=None, description="the YAML as uploaded (omitted in listings)")
 
 
 class PlanCreated(BaseModel):
@@ -69,6 +89,7 @@ class PlanPublic(BaseModel):
     commitments_dataset: uuid.UUID | None
     policy: dict[str, Any]
     horizon_months: int | None
+    scenario: uuid.UUID | None = Field(default=None, description="the what-if overlays applied, if any")
     error: str | None
     content_hash: str | None
     created_by: str
@@ -88,7 +109,7 @@ class PlanPublic(BaseModel):
         return cls(
             id=p.id, name=p.name, status=p.status, approval=p.approval, usage_dataset=p.usage_dataset_id,
             prices_dataset=p.prices_dataset_id, commitments_dataset=p.commitments_dataset_id, policy=p.policy,
-            horizon_months=p.horizon_months, error=p.error, content_hash=p.content_hash, created_by=p.created_by,
+            horizon_months=p.horizon_months, scenario=p.scenario_id, error=p.error, content_hash=p.content_hash, created_by=p.created_by,
             created_at=p.created_at, started_at=p.started_at, finished_at=p.finished_at, submitted_by=p.submitted_by,
             submitted_at=p.submitted_at, decided_by=p.decided_by, decided_at=p.decided_at,
             decision_comment=p.decision_comment,

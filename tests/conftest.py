@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
@@ -59,10 +60,10 @@ def pg_database() -> Iterator[str]:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An empty database: a fresh SQLite file, or a fresh schema in the session's PostgreSQL database."""
-    if request.param == "sqlite":
+@contextmanager
+def _fresh_database(kind: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh schema in the session's PostgreSQL database (dropped afterwards)."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('store') / 'commitplan.db'}"
         return
     base = request.getfixturevalue("pg_database")
@@ -77,6 +78,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         with engine.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database per test, on each backend."""
+    with _fresh_database(request.param, request, tmp_path_factory) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An empty database shared by a module's tests, on each backend."""
+    with _fresh_database(request.param, request, tmp_path_factory) as url:
+        yield url
 
 
 # --------------------------------------------------------------------------- the HTTP service

@@ -5,7 +5,7 @@ API key: mostly admin, some procurement and finance. Some requests have their pa
 real ids (a finished plan, a submitted one, datasets) so the state-changing paths run too. Checked:
 no 5xx, and every error response is RFC 9457 problem+json whose ``status`` is the response's code.
 Reproducible: hypothesis runs derandomized (a fixed seed per operation) with no example database.
-SQLite only: the routes are the same on PostgreSQL (``tests/test_api.py`` covers both databases).
+Run on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from scenarios.sample_estate import generate_estate  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 PROBLEM = "application/problem+json"
-# (role, examples per operation): about 19 operations x 60 = 1,100+ calls
+# (role, examples per operation): 21 operations x up to 70 = 1,400 calls per database
 RUNS = [("admin", 50), ("procurement", 10), ("finance", 10)]
 MIN_CALLS = 1000
 
@@ -42,12 +42,12 @@ def _wait_done(sessions, plan_id, timeout: float = 60) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+def fuzz_env(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     from schemathesis.python.asgi import shutdown_lifespans
 
     tmp = tmp_path_factory.mktemp("fuzz")
     files = generate_estate(4, 30, seed=1).write(tmp / "estate")
-    url = f"sqlite:///{tmp / 'cp.db'}"
+    url = module_db_url
     sessions = store.connect(url)
     alice = store.Actor("alice", store.Role.PROCUREMENT)
     with sessions() as s:
@@ -55,6 +55,8 @@ def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
         usage = store.add_dataset(s, alice, "usage", "usage.csv", files["usage"].read_bytes()).value
         prices = store.add_dataset(s, alice, "prices", "prices.csv", files["prices"].read_bytes()).value
         plans = [store.create_plan(s, alice, f"plan {i}", usage.id, prices.id).value.id for i in range(2)]
+        scenario = store.add_scenario(s, alice, "growth.yaml", "overlays:\n  - kind: growth\n    pools: '*'\n"
+                                      "    factor: 1.2\n").value
     app = create_app(Settings(database_url=url, job_workers=1, max_upload_bytes=200_000))
     schema = schemathesis.openapi.from_asgi("/v1/openapi.json", app)  # starts the app's lifespan (workers)
     try:
@@ -62,7 +64,8 @@ def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
             _wait_done(sessions, pid)
         with sessions() as s:
             assert store.submit(s, plans[1], alice).ok
-        ids = {"plan_id": [str(p) for p in plans], "dataset_id": [str(usage.id), str(prices.id)]}
+        ids = {"plan_id": [str(p) for p in plans], "dataset_id": [str(usage.id), str(prices.id)],
+               "scenario_id": [str(scenario.id)]}
         yield schema, tokens, ids, sessions
     finally:
         shutdown_lifespans()

@@ -45,10 +45,13 @@ def _reply(status: int, body: object, replayed: bool, location: str | None = Non
 def create_plan(body: PlanCreate, request: Request, session: SessionDep, actor: ActorDep,
                 idem: IdempotencyDep) -> Response:
     """Queue a planning run; poll ``GET /v1/plans/{id}`` until ``status`` is done or failed."""
+    if body.scenario is not None and body.horizon_months is None:
+        raise ProblemError(422, "scenario: what-if overlays apply to a forecast; give horizon_months too")
+
     def action() -> tuple[int, object]:
         result = store.create_plan(
             session, actor, body.name, body.usage_dataset, body.prices_dataset, body.commitments_dataset,
-            policy=body.policy.model_dump(mode="json", exclude_defaults=True) if body.policy else None,
+            scenario_id=body.scenario, policy=body.policy.model_dump(mode="json", exclude_defaults=True) if body.policy else None,
             horizon_months=body.horizon_months)
         if not result.ok:
             raise from_result(result)
