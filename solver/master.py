@@ -8,12 +8,15 @@ segment; linear limits (budgets, term shares, coverage tangents) and the CVaR ro
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from solver.backends import INF, LinearProgram, LPStatus, new_highs, solve_lp
+
+log = logging.getLogger("commitplan.solver")
 
 
 @dataclass
@@ -107,14 +110,34 @@ class HighsMaster:
     def solve(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
         n = self.model.n
         self.h.changeColsBounds(n, np.arange(n, dtype=np.int32), lo, hi)
-        self.h.run()
-        if self.h.getModelStatus() != self.highspy.HighsModelStatus.kOptimal:
-            raise RuntimeError(f"master LP: {self.h.modelStatusToString(self.h.getModelStatus())}")
+        self._run()
         solution = self.h.getSolution()
         sol = np.asarray(solution.col_value)
         value = self.h.getInfo().objective_function_value
         self._forget_idle_cuts(np.asarray(solution.row_value)[self.static :])
         return sol[:n], value
+
+    def _run(self) -> None:
+        """Solve from the last basis; when simplex stalls on it (status Unknown — seen at 200 pools ×
+        180 days after cuts were dropped), solve again from scratch, then with presolve."""
+        optimal = self.highspy.HighsModelStatus.kOptimal
+        self.h.run()
+        if self.h.getModelStatus() == optimal:
+            return
+        first = self.h.modelStatusToString(self.h.getModelStatus())
+        log.info("master LP: %s from the warm start; solving again from scratch", first)
+        self.h.clearSolver()  # forget the basis
+        self.h.run()
+        if self.h.getModelStatus() != optimal:
+            self.h.clearSolver()
+            self.h.setOptionValue("presolve", "on")
+            try:
+                self.h.run()
+            finally:
+                self.h.setOptionValue("presolve", "off")
+        if self.h.getModelStatus() != optimal:
+            raise RuntimeError(f"master LP: {first}, then {self.h.modelStatusToString(self.h.getModelStatus())} "
+                               "solved from scratch")
 
     def _forget_idle_cuts(self, activity: np.ndarray, patience: int = 10) -> None:
         """Drop cuts slack for ``patience`` solves once the pool is large: any subset of valid cuts
