@@ -185,6 +185,7 @@ def _register_commands() -> None:
     from api.prices_command import register as register_prices
     from api.serve_command import register as register_serve
     from api.store_commands import register as register_store
+    from api.ui_command import register as register_ui
 
     register_compare(app)
     register_ledger(app)
@@ -193,6 +194,7 @@ def _register_commands() -> None:
     register_store(app)
     register_serve(app)
     register_backtest(app)
+    register_ui(app)
 
 
 _register_commands()
