@@ -10,6 +10,7 @@ and one set of Alembic migrations (shipped in ``store/migrations``) for both. Us
 """
 
 from store.audit import VerifyResult, verify
+from store.audit import entries_for as audit_entries
 from store.audit import refused as audit_refused
 from store.datasets import add_dataset, add_scenario, dataset_content
 from store.db import (
@@ -54,5 +55,5 @@ __all__ = [
     "begin_write", "claim_run", "connect", "content_hash", "create_key", "create_plan", "data_dir", "database_url",
     "dataset_content", "decide", "fail_run", "finish_run", "make_engine", "revoke_key", "session_factory", "submit",
     "upgrade", "verify", "verify_approved", "writing",
-    "IdempotencyKey", "KeyReused", "Stored", "audit_refused", "requeue_run", "run_once",
+    "IdempotencyKey", "KeyReused", "Stored", "audit_entries", "audit_refused", "requeue_run", "run_once",
 ]

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from store.db import writing
@@ -103,6 +103,15 @@ class VerifyResult:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(canonical_json(self.__dict__))
+
+
+def entries_for(session: Session, target_type: str, target_id: str, limit: int | None = None,
+                offset: int = 0) -> tuple[int, list[AuditEntry]]:
+    """(total, entries) about one target, oldest first, refused attempts included; a page when ``limit``."""
+    where = [AuditEntry.target_type == target_type, AuditEntry.target_id == target_id]
+    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
+    query = select(AuditEntry).where(*where).order_by(AuditEntry.seq).offset(offset)
+    return total, list(session.scalars(query if limit is None else query.limit(limit)))
 
 
 def verify(session: Session, batch: int = 1000) -> VerifyResult:

@@ -2,7 +2,7 @@
 
 Pages call these and render what comes back; they hold no business logic. Every rule (who may
 upload, create, submit or decide; what a dataset must look like; what a plan costs) is enforced by
-the same code the API runs: :mod:`store` for the workflow and audit log, :func:`api.routes.datasets.validate`
+the same code the API runs: :mod:`store` for the workflow and audit log, :func:`api.routes.datasets.check_upload`
 for uploads, :func:`api.jobs.run_one` for solves, :mod:`scenarios.overlay_files` for what-ifs and
 :mod:`api.compare_command` for side-by-side figures. Ledger views live in :mod:`ui.ledger`.
 
@@ -30,7 +30,7 @@ from api.compare_command import RISK_KEYS, ROWS, figures, purchases_by_offering
 from models import Plan as PlanModel
 from models.errors import InputError
 from models.policy import Policy
-from store import Actor, AuditEntry, Dataset, DatasetKind, Plan, Role, Scenario
+from store import Actor, Dataset, DatasetKind, Plan, Role, Scenario
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "examples" / "demo"
 WHATIF_EXAMPLES = Path(__file__).resolve().parent.parent / "scenarios" / "examples"
@@ -85,15 +85,14 @@ def _refused(result: store.Result[Any]) -> None:
 
 def validate_upload(kind: str, name: str, content: bytes) -> None:
     """Parse the file as the API and the CLI do; UIError naming file, row and column."""
-    from api.problems import ProblemError
-    from api.routes.datasets import validate
+    from api.routes.datasets import check_upload
 
     if not content:
         raise UIError(f"{name}: the file is empty")
     try:
-        validate(DatasetKind(kind), name, content)
-    except ProblemError as e:
-        raise UIError(e.detail) from None
+        check_upload(DatasetKind(kind), name, content)
+    except InputError as e:
+        raise UIError(str(e)) from None
 
 
 def upload(actor: Actor, kind: str, name: str, content: bytes) -> dict[str, Any]:
@@ -323,8 +322,7 @@ def decide(actor: Actor, plan_id: str, approve: bool, comment: str) -> dict[str,
 def audit(plan_id: str) -> list[dict[str, Any]]:
     """The plan's audit entries, oldest first, refused attempts included (as ``GET …/audit``)."""
     with sessions()() as s:
-        rows = s.scalars(select(AuditEntry).where(AuditEntry.target_type == "plan",
-                                                  AuditEntry.target_id == plan_id).order_by(AuditEntry.seq))
+        _, rows = store.audit_entries(s, "plan", plan_id)
         return [{"seq": e.seq, "at": e.at, "actor": e.actor, "role": e.actor_role, "action": e.action,
                  "outcome": e.outcome, "detail": e.detail_obj, "entry_hash": e.entry_hash[:16]} for e in rows]
 

@@ -48,8 +48,8 @@ def _read_limited(file: UploadFile, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def validate(kind: DatasetKind, name: str, content: bytes) -> None:
-    """Parse the file as the CLI would; an InputError becomes a 422 naming file, row and column."""
+def check_upload(kind: DatasetKind, name: str, content: bytes) -> None:
+    """Parse the file as the CLI would (the UI calls this too); InputError naming ``name``, row and column."""
     reader = READERS.get(kind)
     if reader is None:
         return
@@ -59,8 +59,15 @@ def validate(kind: DatasetKind, name: str, content: bytes) -> None:
         try:
             reader(path)
         except InputError as e:
-            raise ProblemError(422, str(InputError(name, e.message, e.row, e.column)), file=name, row=e.row,
-                               column=e.column) from None
+            raise InputError(name, e.message, e.row, e.column) from None
+
+
+def validate(kind: DatasetKind, name: str, content: bytes) -> None:
+    """:func:`check_upload`, its InputError as a 422 problem naming file, row and column."""
+    try:
+        check_upload(kind, name, content)
+    except InputError as e:
+        raise ProblemError(422, str(e), file=e.file, row=e.row, column=e.column) from None
 
 
 @router.post("", status_code=201, response_model=DatasetPublic, name="dataset.create",

@@ -26,7 +26,7 @@ from api.schemas import (
     PlanPublic,
     PlanSummaryRow,
 )
-from store import AuditEntry, Plan
+from store import Plan
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 MAX_COMPARE = 20
@@ -175,9 +175,7 @@ def plan_audit(plan_id: uuid.UUID, session: SessionDep, actor: Reader,
                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> Page[AuditEntryPublic]:
     """The plan's audit entries, oldest first, refused attempts included."""
     get_or_404(session, Plan, plan_id, "plan")
-    where = [AuditEntry.target_type == "plan", AuditEntry.target_id == str(plan_id)]
-    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
-    rows = session.scalars(select(AuditEntry).where(*where).order_by(AuditEntry.seq).limit(limit).offset(offset))
+    total, rows = store.audit_entries(session, "plan", str(plan_id), limit, offset)
     items = [AuditEntryPublic(seq=e.seq, at=e.at, actor=e.actor, actor_role=e.actor_role, action=e.action,
                               target_type=e.target_type, target_id=e.target_id, outcome=e.outcome,
                               detail=e.detail_obj, entry_hash=e.entry_hash) for e in rows]
