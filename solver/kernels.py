@@ -111,22 +111,26 @@ _bill_hours_serial = njit(cache=True)(_as(_bill_hours, "_bill_hours_serial"))
 _bill_hours_parallel = njit(parallel=True, cache=True)(_as(_bill_hours, "_bill_hours_parallel"))
 
 
-@njit(cache=True)  # one pass per reservation: cheap next to billing, and threads only wait on a shared machine
-def newsvendor_levels(order, sorted_need, e, pools, cost):
-    """Per column j: the usage level where the weight e of hours above it first reaches cost[j].
+@njit(cache=True)  # one pass per pool: cheap next to billing, and threads only wait on a shared machine
+def newsvendor_levels(order, sorted_need, e, pools, ptr, members, cost):
+    """Per decision: the usage level where the weight e of its pool's hours above it first reaches its cost.
 
-    ``order[:, j]`` sorts pool ``pools[j]``'s hours by descending need; hours are walked in that
-    order until the accumulated marginal cost reaches the reservation's cost (weighted quantile).
+    ``order[:, g]`` sorts pool ``pools[g]``'s hours by descending need. The decisions on that pool,
+    ``members[ptr[g]:ptr[g + 1]]``, come in increasing cost, so one walk down the hours serves
+    them all (the weight above a level only grows as the walk goes on): a weighted quantile each.
     """
-    H, n = order.shape
-    out = np.zeros(n)
-    for j in prange(n):
-        p = pools[j]
+    H, groups = order.shape
+    out = np.zeros(cost.shape[0])
+    for g in prange(groups):
+        p = pools[g]
+        k, end = ptr[g], ptr[g + 1]
         total = 0.0
         for i in range(H):
-            total += e[order[i, j], p]
-            if total >= cost[j]:
-                level = sorted_need[i, j]
-                out[j] = level if level > 0.0 else 0.0
+            if k >= end:
                 break
+            total += e[order[i, g], p]
+            while k < end and total >= cost[members[k]]:
+                level = sorted_need[i, g]
+                out[members[k]] = level if level > 0.0 else 0.0
+                k += 1
     return out

@@ -18,21 +18,27 @@ from solver.instance import Instance
 class NewsvendorLevels:
     """Sorts each pool's usage once; each call re-weights the hours with new marginal costs.
 
-    Only reservation decisions that span the whole window take part (one per pool after pruning).
+    Only reservation decisions that span the whole window take part: one per pool after pruning,
+    or every payment option and term of it on a ladder (those share their pool's sorted hours and
+    one walk down them, in :func:`solver.kernels.newsvendor_levels`).
     """
 
     def __init__(self, inst: Instance):
         ri = np.flatnonzero((inst.dec_kind == 0) & inst.spans_horizon())
         self.decisions = ri
         self.pools = inst.dec_target[ri]
-        self.order, self.sorted_need = _sorted_need(inst, self.pools)
         self.cost = inst.dec_window_cost[ri]
+        self.groups, group = np.unique(self.pools, return_inverse=True)
+        self.members = np.lexsort((self.cost, group)).astype(np.int64)  # by pool, then by cost
+        self.ptr = np.searchsorted(group[self.members], np.arange(len(self.groups) + 1)).astype(np.int64)
+        self.order, self.sorted_need = _sorted_need(inst, self.groups)
 
     def levels(self, e: np.ndarray) -> np.ndarray:
         """Level per participating decision for marginal costs ``e`` (hours × pools)."""
         from solver.kernels import newsvendor_levels
 
-        return newsvendor_levels(self.order, self.sorted_need, e, self.pools.astype(np.int64), self.cost)
+        return newsvendor_levels(self.order, self.sorted_need, e, self.groups.astype(np.int64), self.ptr,
+                                 self.members, self.cost)
 
 
 _SORTED: list[tuple[np.ndarray, np.ndarray, bytes, tuple[np.ndarray, np.ndarray]]] = []

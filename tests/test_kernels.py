@@ -24,12 +24,15 @@ def test_kernel_matches_numpy_reference(seed):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), rtol=1e-9, atol=1e-9, err_msg=name)
 
 
-def test_newsvendor_levels_match_a_direct_computation():
+@pytest.mark.parametrize("prune", [True, False])
+def test_newsvendor_levels_match_a_direct_computation(prune: bool):
+    """Pruned: one reservation per pool; unpruned (as on a ladder): several per pool share one walk."""
     rng = np.random.default_rng(5)
     usage = random_usage(rng, 6, 120)
-    inst = build_instance(usage, random_prices(rng, usage.pools))
+    inst = build_instance(usage, random_prices(rng, usage.pools), prune_dominated=prune)
     e = rng.uniform(0, 0.5, usage.values.shape)
     nv = NewsvendorLevels(inst)
+    assert prune or len(nv.decisions) > len(set(nv.pools.tolist()))
     levels = nv.levels(e)
     for j, p, c, level in zip(nv.decisions, nv.pools, nv.cost, levels):
         u = inst.u[:, p]
