@@ -1,6 +1,7 @@
 """Every UI page under Streamlit's AppTest: a smoke run, an interaction driven by widget keys, real solves.
 
-The pages run against a SQLite database and a ledger of their own (a temporary data directory),
+The pages run against a database of their own (the default SQLite file in a temporary data
+directory, then a fresh PostgreSQL schema by ``COMMITPLAN_DATABASE_URL``) and a ledger of their own,
 seeded through :mod:`ui.service` with a small generated estate, the sample bills and two API keys.
 """
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.xdist_group("ui_pages")  # one worker: the seeded envir
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def env(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A data directory with a 4-pool × 30-day estate, the sample bills in the ledger, one solved draft plan,
     one submitted plan, and a procurement and a finance key."""
     import store
@@ -31,6 +32,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         mp.setenv("COMMITPLAN_DATA_DIR", str(data))
         for name in ("COMMITPLAN_DATABASE_URL", "COMMITPLAN_LEDGER", "COMMITPLAN_ALLOCATION_RULES"):
             mp.delenv(name, raising=False)
+        if module_db_url.startswith("postgresql"):  # SQLite: the default file in the data directory
+            mp.setenv("COMMITPLAN_DATABASE_URL", module_db_url)
+        assert service.sessions().kw["bind"].dialect.name == module_db_url.split(":")[0].split("+")[0]
         with service.sessions()() as s:
             _, procurement = store.create_key(s, "pat", "procurement")
             _, finance = store.create_key(s, "fiona", "finance")
