@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import store
+from models import Commitment, PriceBook, UsageMatrix
 from models.errors import InputError, PlanningError
 from models.policy import Policy
 from models.readers import read_existing, read_price_book, read_usage
@@ -47,6 +48,25 @@ def _write(directory: Path, stem: str, content: bytes) -> Path:
     return path
 
 
+def read_inputs(directory: Path, usage: bytes, prices: bytes, commitments: bytes | None,
+                names: dict[str, str]) -> tuple[UsageMatrix, PriceBook, list[Commitment], dict[str, str]]:
+    """(usage matrix, price book, held commitments, file → shown name) from a plan's stored files,
+    written to ``directory``; an InputError names the dataset (``names``), not the temporary file."""
+    usage_path, prices_path = _write(directory, "usage", usage), _write(directory, "prices", prices)
+    shown = {str(usage_path): names["usage"], str(prices_path): names["prices"]}
+    held: list[Commitment] = []
+    try:
+        book = read_price_book(prices_path)
+        matrix = read_usage(usage_path, known_pools=set(book.on_demand))
+        if commitments is not None:
+            path = _write(directory, "commitments", commitments)
+            shown[str(path)] = names["commitments"]
+            held = read_existing(path, book)
+    except InputError as e:
+        raise InputError(shown.get(e.file, e.file), e.message, e.row, e.column) from None
+    return matrix, book, held, shown
+
+
 def solve_inputs(usage: bytes, prices: bytes, commitments: bytes | None, names: dict[str, str],
                  policy: dict | None, horizon_months: int | None, whatif: str | None = None) -> dict:
     """The plan JSON for a plan's input files (raises InputError / PlanningError / ValueError).
@@ -56,18 +76,7 @@ def solve_inputs(usage: bytes, prices: bytes, commitments: bytes | None, names: 
     """
     with tempfile.TemporaryDirectory(prefix="commitplan-job-") as tmp:
         d = Path(tmp)
-        usage_path, prices_path = _write(d, "usage", usage), _write(d, "prices", prices)
-        shown = {str(usage_path): names["usage"], str(prices_path): names["prices"]}
-        held = []
-        try:
-            book = read_price_book(prices_path)
-            matrix = read_usage(usage_path, known_pools=set(book.on_demand))
-            if commitments is not None:
-                path = _write(d, "commitments", commitments)
-                shown[str(path)] = names["commitments"]
-                held = read_existing(path, book)
-        except InputError as e:
-            raise InputError(shown.get(e.file, e.file), e.message, e.row, e.column) from None
+        matrix, book, held, shown = read_inputs(d, usage, prices, commitments, names)
         pol = Policy(**policy) if policy else None
         if horizon_months:
             from solver.future_plan import plan_for_history

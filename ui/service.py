@@ -83,23 +83,24 @@ def _refused(result: store.Result[Any]) -> None:
 
 # -- datasets ---------------------------------------------------------------------------------------
 
-def validate_upload(kind: str, name: str, content: bytes) -> None:
-    """Parse the file as the API and the CLI do; UIError naming file, row and column."""
+def validate_upload(kind: str, name: str, content: bytes) -> Any:
+    """Parse the file as the API and the CLI do and return what the reader made of it (None for a
+    bill); UIError naming file, row and column."""
     from api.routes.datasets import check_upload
 
     if not content:
         raise UIError(f"{name}: the file is empty")
     try:
-        check_upload(DatasetKind(kind), name, content)
+        return check_upload(DatasetKind(kind), name, content)
     except InputError as e:
         raise UIError(str(e)) from None
 
 
 def upload(actor: Actor, kind: str, name: str, content: bytes) -> dict[str, Any]:
     """Check and store a dataset (``store.add_dataset``); a bill is also ingested into the ledger."""
-    report = None
+    report = parsed = None
     if actor.can("create"):  # as the API: parse before the write transaction (else the store refuses, audited)
-        validate_upload(kind, name, content)
+        parsed = validate_upload(kind, name, content)
         if kind == DatasetKind.BILLING.value:
             from ui import ledger
             report = ledger.ingest_bytes(name, content)  # all or nothing; UIError before anything is stored
@@ -109,7 +110,7 @@ def upload(actor: Actor, kind: str, name: str, content: bytes) -> dict[str, Any]
         result = store.add_dataset(s, actor, kind, name, content, media)
         _refused(result)
         info = _dataset_row(result.value)
-    return {**info, "reconciliation": report if report is not None else describe(kind, name, content)}
+    return {**info, "reconciliation": report if report is not None else describe(kind, parsed)}
 
 
 def use_sample(actor: Actor, pools: int | None = None, days: int | None = None, seed: int = 1) -> list[dict[str, Any]]:
@@ -142,38 +143,22 @@ def content(dataset_id: str) -> bytes:
         return store.dataset_content(s, uuid.UUID(dataset_id)) or b""
 
 
-def _read(kind: str, name: str, data: bytes) -> Any:
-    from models.readers import read_existing, read_price_book, read_usage
-
-    reader = {"usage": read_usage, "prices": read_price_book, "commitments": read_existing}[kind]
-    with tempfile.TemporaryDirectory(prefix="commitplan-ui-") as tmp:
-        path = Path(tmp) / ("data.csv.gz" if data[:2] == b"\x1f\x8b" else "data.csv")
-        path.write_bytes(data)
-        try:
-            return reader(path)
-        except InputError as e:
-            raise UIError(str(InputError(name, e.message, e.row, e.column))) from None
-
-
-def describe(kind: str, name: str, data: bytes) -> dict[str, Any]:
-    """What the readers made of a file: the figures to check it against its source."""
+def describe(kind: str, parsed: Any) -> dict[str, Any]:
+    """What the readers made of a file (``parsed``): the figures to check it against its source."""
     if kind == "usage":
-        m = _read(kind, name, data)
-        return {"pools": len(m.pools), "hours": m.hours, "window_start": m.start.isoformat(),
-                "window_end": m.end.isoformat(), "total_quantity": float(m.values.sum())}
+        return {"pools": len(parsed.pools), "hours": parsed.hours, "window_start": parsed.start.isoformat(),
+                "window_end": parsed.end.isoformat(), "total_quantity": float(parsed.values.sum())}
     if kind == "prices":
-        book = _read(kind, name, data)
-        kinds = pd.Series([o.kind.value for o in book.offerings.values()]).value_counts().to_dict()
-        return {"pools_with_on_demand_rate": len(book.on_demand), "offerings": len(book.offerings), **kinds}
+        kinds = pd.Series([o.kind.value for o in parsed.offerings.values()]).value_counts().to_dict()
+        return {"pools_with_on_demand_rate": len(parsed.on_demand), "offerings": len(parsed.offerings), **kinds}
     if kind == "commitments":
-        held = _read(kind, name, data)
-        return {"commitments": len(held), "total_quantity": float(sum(c.quantity for c in held))}
+        return {"commitments": len(parsed), "total_quantity": float(sum(c.quantity for c in parsed))}
     return {}
 
 
 def usage_frame(dataset_id: str, freq: str = "D") -> pd.DataFrame:
     """Usage per pool summed per ``freq`` period, long form (period, pool, quantity) for a chart."""
-    m = _read("usage", f"usage dataset {dataset_id}", content(dataset_id))
+    m = validate_upload("usage", f"usage dataset {dataset_id}", content(dataset_id))
     index = pd.date_range(m.start, periods=m.hours, freq="h")
     wide = pd.DataFrame(m.values, index=index, columns=list(m.pools)).resample(freq).sum()
     return wide.rename_axis("period").reset_index().melt("period", var_name="pool", value_name="quantity")
@@ -182,22 +167,15 @@ def usage_frame(dataset_id: str, freq: str = "D") -> pd.DataFrame:
 def current_bill(usage_id: str, prices_id: str, commitments_id: str | None) -> dict[str, Any]:
     """The hour-by-hour bill (``solver.simulator``, as ``commitplan bill``) of the usage under the
     commitments already held: today's coverage and utilization, and each commitment's."""
+    from api.jobs import read_inputs
     from solver.simulator import simulate_bill
 
+    names = {"usage": f"usage dataset {usage_id}", "prices": f"prices dataset {prices_id}",
+             "commitments": f"commitments dataset {commitments_id}"}
     with tempfile.TemporaryDirectory(prefix="commitplan-ui-") as tmp:
-        d = Path(tmp)
-        (d / "prices.csv").write_bytes(content(prices_id))
-        from models.readers import read_existing, read_price_book, read_usage
         try:
-            book = read_price_book(d / "prices.csv")
-            u = content(usage_id)
-            upath = d / ("usage.csv.gz" if u[:2] == b"\x1f\x8b" else "usage.csv")
-            upath.write_bytes(u)
-            matrix = read_usage(upath, known_pools=set(book.on_demand))
-            held = []
-            if commitments_id:
-                (d / "existing.csv").write_bytes(content(commitments_id))
-                held = read_existing(d / "existing.csv", book)
+            matrix, book, held, _ = read_inputs(Path(tmp), content(usage_id), content(prices_id),
+                                                content(commitments_id) if commitments_id else None, names)
         except InputError as e:
             raise UIError(str(e)) from None
     return simulate_bill(matrix, book, held, []).model_dump(mode="json")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
@@ -48,16 +48,17 @@ def _read_limited(file: UploadFile, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def check_upload(kind: DatasetKind, name: str, content: bytes) -> None:
-    """Parse the file as the CLI would (the UI calls this too); InputError naming ``name``, row and column."""
+def check_upload(kind: DatasetKind, name: str, content: bytes) -> Any:
+    """Parse the file as the CLI would (the UI calls this too) and return what the reader made of it
+    (None for a bill, which is ingested, not read here); InputError naming ``name``, row and column."""
     reader = READERS.get(kind)
     if reader is None:
-        return
+        return None
     with tempfile.TemporaryDirectory(prefix="commitplan-upload-") as tmp:
         path = Path(tmp) / ("upload.csv.gz" if content[:2] == b"\x1f\x8b" else "upload.csv")
         path.write_bytes(content)
         try:
-            reader(path)
+            return reader(path)
         except InputError as e:
             raise InputError(name, e.message, e.row, e.column) from None
 
