@@ -81,13 +81,14 @@ def _label(sql: str) -> str:
         (r"min\(__row\) FILTER", "check: numbers"),
         (r"GROUP BY 1 ORDER BY 2 LIMIT 2", "check: one currency"),
         (r"^SELECT count\(\*\), CAST\(sum", "check: source sums + periods"),
-        (r"^INSERT INTO charges", "insert charges (map, pools)"),
-        (r"JOIN \(SELECT ingest_id", "overlap check"),
-        (r"FROM charges WHERE ingest_id = \? GROUP BY ALL", "loaded sums"),
+        (r"^INSERT INTO ingest_spans", "map rows: spans and sums"),
+        (r"^INSERT INTO pool_hour_totals|^CREATE OR REPLACE TEMP TABLE new_pool_rows|^DROP TABLE new_pool_rows|MIN\(date_trunc\('hour', charge_period_start\)\)", "map rows: pool-hours"),
+        (r"FROM ingest_spans new JOIN ingest_spans old", "overlap check"),
+        (r"FROM ingest_spans WHERE ingest_id = \? GROUP BY ALL", "loaded sums"),
+        (r"^CREATE OR REPLACE TEMP VIEW (charges|pool_rows)", "define charge views"),
         (r"FROM raw_rows WHERE NOT", "rejected rows/sums"),
         (r"^(BEGIN|COMMIT|ROLLBACK)", "begin/commit"),
-        (r"MIN\(date_trunc\('hour', charge_period_start\)\)", "pool-hours: hour range"),
-        (r"^SELECT pool, hour, SUM", "pool-hours: aggregate"),
+        (r"FROM pool_hour_totals GROUP BY", "pool-hours: add up the loads' totals"),
         (r"^(CREATE|SET|INSERT INTO ingests|SELECT nextval|SELECT ingest_id, format)", "ledger setup/bookkeeping"),
     )
     return next((label for pattern, label in rules if re.search(pattern, s)), "other SQL")
@@ -157,7 +158,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
     import billing.ingest as ingest_module
     import billing.pool_hours as pool_hours_module
-    from billing.ledger import open_ledger
+    from billing.ledger import open_ledger, sources_dir
 
     spent: dict[str, float] = {}
 
@@ -179,9 +180,20 @@ def run_job(job: Job) -> dict[str, Any]:
         finally:
             _add(spent, "sha256 of file (Python)", time.perf_counter() - t, time.process_time() - c)
 
+    original_copy = ingest_module.keep_copy
+
+    def timed_copy(connection: Any, path: Path, stored: Path) -> None:
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            inner = connection._inner if isinstance(connection, _Connection) else connection  # timed here, once
+            return original_copy(inner, path, stored)
+        finally:
+            _add(spent, "copy source (file copy or CSV to Parquet)", time.perf_counter() - t, time.process_time() - c)
+
     ingest_module.open_ledger = timed_open
     pool_hours_module.open_ledger = timed_open
     ingest_module.sha256_of = timed_sha
+    ingest_module.keep_copy = timed_copy
     rss_start = psutil.Process().memory_info().rss / MB
 
     load_before = os.getloadavg()[0]
@@ -212,7 +224,8 @@ def run_job(job: Job) -> dict[str, Any]:
         "rows": job.expected["rows"], "ingest_seconds": t1 - t0, "pool_hours_seconds": t2 - t1,
         "total_seconds": t2 - t0, "cpu_seconds": cpu, "load_before": load_before, "load_after": os.getloadavg()[0],
         "peak_mb": peak, "rss_start_mb": rss_start,
-        "ledger_mb": Path(job.ledger).stat().st_size / MB,
+        "ledger_mb": (Path(job.ledger).stat().st_size
+                      + sum(f.stat().st_size for f in sources_dir(job.ledger).iterdir())) / MB,
         "split_ingest": ingest_split, "split_pool_hours": pool_split,
         "duckdb": metadata.version("duckdb"),
     }

@@ -1,8 +1,11 @@
 """Loading billing exports into the ledger, all or nothing, tied to the source to the cent.
 
-One command loads its files in one transaction: a bad file leaves the ledger as it was. Each file
-is read twice by DuckDB (streamed, so files larger than memory load): a checking pass (numbers,
-currencies, charge periods, the source's own sums) and the loading pass. A file already loaded
+One command loads its files in one transaction: a bad file leaves the ledger as it was (its tables,
+and no file left in its sources folder). Each file is copied into the ledger's sources folder (a
+CSV as Parquet of its text cells) and read from there by DuckDB, streamed, so files larger than
+memory load: a checking pass (numbers, currencies, charge periods, the source's own sums), then the
+mapped rows' spans and sums and their pool-hours, which the ledger keeps; the rows themselves stay
+in the copy (``billing.ledger``). A file already loaded
 (same SHA-256) changes nothing; a different file that covers charges already loaded (same
 provider, billing account, billing period and charge category, overlapping charge periods) is
 refused unless ``replace`` is set, which removes the earlier file's charges first.
@@ -19,22 +22,35 @@ from pathlib import Path
 
 import duckdb
 
+from billing.charge_mapping import charge_rows_sql, period, valid_period
 from billing.formats.base import DECIMAL, Format, Raw, q
-from billing.ledger import open_ledger
-from billing.ledger_schema import CHARGE_COLUMNS
+from billing.ledger import (
+    SOURCE_TOKEN,
+    define_charge_views,
+    open_ledger,
+    sources_dir,
+    sql_literal,
+)
+from billing.ledger_schema import POOL_ROWS_SQL
+from billing.pool_hours import HOUR_RANGE_SQL, POOL_HOURS_SQL, calendar
 from billing.reading import (
     ROW,
     check_required,
-    columns_of,
+    column_types,
     first_line,
+    keep_copy,
+    kept_type,
+    parquet_relation,
     recognize,
     sha256_of,
-    text_relation,
-    unnumbered_relation,
 )
 from models.errors import InputError
 
 MEASURES = ("BilledCost", "EffectiveCost", "ListCost")
+KEEP_ROWS_FROM = 1_000_000
+"""A file with at least this many rows is kept as its copy and read through its mapping; a smaller
+one is mapped once into ``charge_rows``, whose queries need no mapping (planning the mapping costs
+~0.1 s a query, reading a million mapped rows from a table less)."""
 _BARE_CAST = re.compile(r"(?<![A-Z_])CAST\(")
 _LEDGER_MEASURE = {"BilledCost": "billed_cost", "EffectiveCost": "effective_cost", "ListCost": "list_cost"}
 
@@ -74,28 +90,64 @@ class FileReport:
 
 
 def ingest(paths: Sequence[Path | str], ledger: Path | str, replace: bool = False,
-           progress: Callable[[str], None] | None = None) -> list[FileReport]:
-    """Load every file or none: any error rolls the whole command back."""
+           progress: Callable[[str], None] | None = None, keep_rows_from: int | None = None) -> list[FileReport]:
+    """Load every file or none: any error rolls the whole command back. ``keep_rows_from``: see
+    ``KEEP_ROWS_FROM`` (0 keeps every file's rows in its copy)."""
+    keep_rows_from = KEEP_ROWS_FROM if keep_rows_from is None else keep_rows_from
     connection = open_ledger(ledger)
     if progress is not None and sys.stdout.isatty():
         connection.execute("SET enable_progress_bar = true")  # DuckDB draws it for passes over ~2 s
+    files = _Files(sources_dir(ledger))
     try:
         connection.execute("BEGIN TRANSACTION")
         reports = []
         for path in paths:
             if progress:
                 progress(f"reading {path}")
-            reports.append(_ingest_file(connection, Path(path), replace))
+            reports.append(_ingest_file(connection, Path(path), Path(ledger), replace, files, keep_rows_from))
         connection.execute("COMMIT")
-        return reports
     except BaseException:
         connection.execute("ROLLBACK")
+        files.undo()
         raise
     finally:
         connection.close()
+    files.retire()
+    return reports
 
 
-def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: bool) -> FileReport:
+class _Files:
+    """The source copies one command adds (removed if it fails) and replaces (removed once it commits)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.made_folder = False
+        self.added: list[Path] = []
+        self.retired: list[Path] = []
+
+    def new(self, name: str) -> Path:
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True)
+            self.made_folder = True
+        path = self.folder / name
+        self.added.append(path)
+        return path
+
+    def undo(self) -> None:
+        for path in self.added:
+            path.unlink(missing_ok=True)
+        if self.made_folder and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+    def retire(self) -> None:
+        for path in self.retired:
+            path.unlink(missing_ok=True)
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, ledger: Path, replace: bool,
+                 files: _Files, keep_rows_from: int) -> FileReport:
     if not path.is_file():
         raise InputError(str(path), "no such file")
     digest = sha256_of(path)
@@ -104,65 +156,65 @@ def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: boo
     ).fetchone()
     if known:
         return FileReport(str(path), known[1], "unchanged", known[0], known[2], known[3])
-    columns = columns_of(connection, path)
+    types = column_types(connection, path)
+    columns = list(types)
     fmt = recognize(path, columns)
     check_required(path, fmt, columns)
-    raw = fmt.raw(columns)
-    numbered = text_relation(path, columns)
-    fast = unnumbered_relation(path)
-    connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {fast or numbered}")
+    ingest_id = connection.execute("SELECT nextval('ingest_ids')").fetchone()[0]
+    stored = files.new(f"{ingest_id}-{digest[:16]}.parquet")
     try:
-        return _load(connection, path, fmt, raw, digest, replace, numbered if fast else None)
+        keep_copy(connection, path, stored)
+        raw = fmt.raw(columns)
+        raw.types = {n: kept_type(t) for n, t in types.items() if kept_type(t) != "VARCHAR"}
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {parquet_relation(sql_literal(str(stored)), types)}")
+        return _load(connection, path, ledger, fmt, raw, types, digest, ingest_id, stored, replace, files,
+                     keep_rows_from)
     except duckdb.Error as error:
         raise InputError(str(path), f"cannot be read: {first_line(error)}") from None
 
 
-def _period(fmt: Format, raw: Raw) -> tuple[str, str, str, str]:
-    """(start SQL, end SQL, raw start column, raw end column)."""
-    start_column = raw.first(*fmt.period.start) or fmt.period.start[0]
-    start = raw.ts(*fmt.period.start)
-    if fmt.period.end:
-        end_column = raw.first(*fmt.period.end) or fmt.period.end[0]
-        return start, raw.ts(*fmt.period.end), start_column, end_column
-    return start, f"({start} + INTERVAL 1 DAY)", start_column, start_column
-
-
-def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: bool,
-          numbered: str | None) -> FileReport:
-    """``numbered``: the relation with row numbers, when ``raw_rows`` is a faster one without them;
-    it replaces ``raw_rows`` as soon as a row must be named (a bad cell, a rejected row)."""
+def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: dict[str, str], digest: str,
+          ingest_id: int, stored: Path, replace: bool, files: _Files, keep_rows_from: int) -> FileReport:
     if fmt.inspect is not None:
         _check_numbers(connection, path, fmt, raw)
         raw.context = fmt.inspect(connection, raw)
-    start, end, start_column, end_column = _period(fmt, raw)
+    start, end, start_column, end_column = period(fmt, raw)
     charges = fmt.charges(raw)
-    valid = f"({start}) IS NOT NULL AND ({end}) IS NOT NULL AND ({end}) > ({start})"
+    valid = valid_period(fmt, raw)
     source_sums = fmt.source_sums(raw)
     rows_read, sums, bad_numbers, currencies, bad_periods = _one_pass_checks(
         connection, fmt, raw, source_sums, charges["billing_currency"], valid)
-    if numbered and (bad_numbers or currencies > 1 or bad_periods):
-        connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {numbered}")
-        numbered = None
     if bad_numbers:
         _check_numbers(connection, path, fmt, raw)  # raises, naming the first bad cell
     if currencies > 1:
         _check_currency(connection, path, charges["billing_currency"])  # raises, naming the row
     source = dict(zip(source_sums, (v or Decimal(0) for v in sums)))
 
-    ingest_id = connection.execute("SELECT nextval('ingest_ids')").fetchone()[0]
     rejected = _rejections(connection, path, charges, start, end, start_column, end_column, valid) if bad_periods else []
-    _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid, by_insertion_order=bool(numbered))
-    replaced = _resolve_overlaps(connection, path, ingest_id, replace)
     rows_loaded = rows_read - len(rejected)
+    mapping = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(SOURCE_TOKEN, types))
+    kept = rows_read >= keep_rows_from
+    if kept:
+        source_rows = f"charges_{ingest_id}"
+    else:  # mapped once into the table; the copy goes when the command commits
+        connection.execute("INSERT INTO charge_rows "
+                           + mapping.replace(SOURCE_TOKEN, sql_literal(str(stored))))
+        files.retired.append(stored)
+        source_rows = f"(SELECT * FROM charge_rows WHERE ingest_id = {ingest_id})"
     connection.execute(
-        "INSERT INTO ingests VALUES (?, ?, ?, ?, now(), ?, ?, ?)",
-        [ingest_id, str(path), digest, fmt.name, rows_read, rows_loaded, len(rejected)],
+        "INSERT INTO ingests VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
+        [ingest_id, str(path), digest, fmt.name, rows_read, rows_loaded, len(rejected),
+         stored.name if kept else None, mapping if kept else None],
     )
     for r in rejected:
         connection.execute(
             "INSERT INTO rejected_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [ingest_id, r.row, r.column, r.value, r.reason, None, None, None],
         )
+    if kept:
+        define_charge_views(connection, ledger)
+    _keep_spans_and_pool_hours(connection, ingest_id, source_rows)
+    replaced = _resolve_overlaps(connection, path, ledger, ingest_id, replace, files)
     report = FileReport(str(path), fmt.name, "loaded", ingest_id, rows_read, rows_loaded,
                         source=source, rejected=rejected, replaced=replaced)
     report.loaded, report.periods = _loaded_sums(connection, ingest_id)
@@ -172,11 +224,31 @@ def _load(connection, path: Path, fmt: Format, raw: Raw, digest: str, replace: b
     return report
 
 
+def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str) -> None:
+    """What the ledger remembers of a file besides its rows (``source_rows``): per provider, billing
+    account, period and charge category the rows, span and sums; and its pool-hours."""
+    connection.execute(
+        f"INSERT INTO ingest_spans SELECT ingest_id, provider, billing_account_id, billing_period_start, "
+        f"charge_category, min(charge_period_start), max(charge_period_end), count(*), sum(billed_cost), "
+        f"sum(effective_cost), sum(list_cost) FROM {source_rows} GROUP BY ALL")
+    # the file's pool rows, mapped once (a narrow temporary table): the aggregation reads them 4 times
+    connection.execute("CREATE OR REPLACE TEMP TABLE new_pool_rows AS " + POOL_ROWS_SQL.format(charges=source_rows))
+    first, end = connection.execute(HOUR_RANGE_SQL.format(charges="new_pool_rows")).fetchall()[0]
+    connection.register("calendar_hours", calendar(first, end))
+    try:
+        connection.execute(
+            f"INSERT INTO pool_hour_totals SELECT {ingest_id}, pool, hour, quantity, spread_quantity FROM ("
+            + POOL_HOURS_SQL.format(charges="new_pool_rows", hours="calendar_hours") + ")")
+    finally:
+        connection.unregister("calendar_hours")
+        connection.execute("DROP TABLE new_pool_rows")
+
+
 def _one_pass_checks(connection, fmt: Format, raw: Raw, source_sums: dict[str, str], currency: str, valid: str):
     """The checking pass in one scan: rows, the source's own sums (TRY_CAST, so that a bad number
     is reported by ``_check_numbers`` rather than aborting the scan), bad numbers, currencies and
     rows with an unreadable charge period."""
-    present = [raw.first(c) for c in fmt.numeric if raw.has(c)]
+    present = [raw.first(c) for c in fmt.numeric if raw.has(c) and raw.is_text(raw.first(c))]
     bad = " + ".join(
         f"count(*) FILTER (WHERE NULLIF(TRIM({q(c)}), '') IS NOT NULL AND TRY_CAST(TRIM({q(c)}) AS {DECIMAL}) IS NULL)"
         for c in present
@@ -192,7 +264,7 @@ def _one_pass_checks(connection, fmt: Format, raw: Raw, source_sums: dict[str, s
 
 
 def _check_numbers(connection, path: Path, fmt: Format, raw: Raw) -> None:
-    present = [raw.first(c) for c in fmt.numeric if raw.has(c)]
+    present = [raw.first(c) for c in fmt.numeric if raw.has(c) and raw.is_text(raw.first(c))]
     if not present:
         return
     bad = [
@@ -244,80 +316,38 @@ def _rejections(connection, path, charges, start, end, start_column, end_column,
     return out
 
 
-def _insert_charges(connection, ingest_id, fmt, raw, charges, start, end, valid,
-                    by_insertion_order: bool = False) -> None:
-    """``by_insertion_order``: ``raw_rows`` has no row numbers and every row is valid, so the rows go
-    in in file order (DuckDB preserves insertion order) and ``source_row`` follows from ``rowid``."""
-    names = [c.name for c in CHARGE_COLUMNS]
-    inner = dict(charges)
-    inner["charge_period_start"] = start
-    inner["charge_period_end"] = end
-    select = ", ".join(f"{sql} AS {name}" for name, sql in inner.items())
-    stored = ", ".join(n if n in inner else f"NULL AS {n}" for n in names)
-    def per_hour(quantity_sql: str) -> str:
-        # DECIMAL / INTEGER is DOUBLE in DuckDB: keep one-hour rows exact, spread longer ones
-        return f"CASE WHEN {hours} = 1 THEN {quantity_sql} ELSE CAST({quantity_sql} / {hours} AS {DECIMAL}) END"
-
-    helpers = fmt.pool_helpers(raw) if fmt.pool_helpers else {}
-    helpers_open = ("SELECT *, " + ", ".join(f"{sql} AS {name}" for name, sql in helpers.items()) + " FROM (") if helpers else ""
-    helpers_close = ")" if helpers else ""
-    pool, quantity = fmt.pool(raw)
-    pool_2, quantity_2 = fmt.second_pool(raw) if fmt.second_pool else ("NULL", "NULL")
-    hours = (
-        "(date_diff('hour', date_trunc('hour', charge_period_start), "
-        "date_trunc('hour', charge_period_end - INTERVAL 1 MICROSECOND)) + 1)"
-    )
-    granularity = (
-        "CASE WHEN charge_period_end - charge_period_start = INTERVAL 1 HOUR THEN 'hour' "
-        "WHEN charge_period_end - charge_period_start = INTERVAL 1 DAY THEN 'day' ELSE 'other' END"
-    )
-    connection.execute(
-        f"INSERT INTO charges SELECT {ingest_id} AS ingest_id, {ROW} AS source_row, {stored}, "
-        f"{hours} AS period_hours, {granularity} AS granularity, __pool AS pool, "
-        f"{per_hour('__quantity')} AS hourly_quantity, __pool_2 AS pool_2, "
-        f"{per_hour('__quantity_2')} AS hourly_quantity_2 FROM ("
-        f"  SELECT *, {pool} AS __pool, {quantity} AS __quantity, {pool_2} AS __pool_2, "
-        f"  {quantity_2} AS __quantity_2 FROM ({helpers_open}"
-        f"    SELECT {ROW}, {select} FROM raw_rows WHERE {'TRUE' if by_insertion_order else valid}){helpers_close})"
-    )
-    if by_insertion_order:
-        connection.execute(
-            "UPDATE charges SET source_row = rowid - (SELECT min(rowid) FROM charges WHERE ingest_id = ?) + 2 "
-            "WHERE ingest_id = ?", [ingest_id, ingest_id])
-
-
-def _resolve_overlaps(connection, path: Path, ingest_id: int, replace: bool) -> list[int]:
-    spans = (
-        "SELECT ingest_id, provider, billing_account_id, billing_period_start, charge_category, "
-        "min(charge_period_start) AS first_hour, max(charge_period_end) AS last_hour "
-        "FROM charges WHERE {where} GROUP BY ALL"
-    )
+def _resolve_overlaps(connection, path: Path, ledger: Path, ingest_id: int, replace: bool,
+                      files: _Files) -> list[int]:
     clashes = connection.execute(
-        f"SELECT DISTINCT old.ingest_id, i.file, new.provider, new.billing_account_id, "
-        f"CAST(new.billing_period_start AS VARCHAR) "
-        f"FROM ({spans.format(where=f'ingest_id = {ingest_id}')}) new "
-        f"JOIN ({spans.format(where=f'ingest_id <> {ingest_id}')}) old "
+        "SELECT DISTINCT old.ingest_id, i.file, new.provider, new.billing_account_id, "
+        "CAST(new.billing_period_start AS VARCHAR) "
+        "FROM ingest_spans new JOIN ingest_spans old "
         "ON new.provider IS NOT DISTINCT FROM old.provider "
         "AND new.billing_account_id IS NOT DISTINCT FROM old.billing_account_id "
         "AND new.billing_period_start IS NOT DISTINCT FROM old.billing_period_start "
         "AND new.charge_category IS NOT DISTINCT FROM old.charge_category "
         "AND new.first_hour < old.last_hour AND old.first_hour < new.last_hour "
-        "JOIN ingests i ON i.ingest_id = old.ingest_id ORDER BY 1"
+        "JOIN ingests i ON i.ingest_id = old.ingest_id "
+        "WHERE new.ingest_id = ? AND old.ingest_id <> ? ORDER BY 1", [ingest_id, ingest_id]
     ).fetchall()
     if not clashes:
         return []
     if not replace:
-        old_id, old_file, provider, account, period = clashes[0]
+        old_id, old_file, provider, account, period_start = clashes[0]
         raise InputError(
             str(path),
             f"overlaps charges already loaded from {old_file} (ingest {old_id}): provider {provider}, "
-            f"billing account {account}, billing period from {period}. Loading both would count them "
+            f"billing account {account}, billing period from {period_start}. Loading both would count them "
             "twice; pass --replace to replace the earlier file",
         )
     old_ids = sorted({c[0] for c in clashes})
     for old in old_ids:
-        for table in ("charges", "rejected_rows", "ingests"):
+        stored = connection.execute("SELECT stored_file FROM ingests WHERE ingest_id = ?", [old]).fetchone()[0]
+        if stored:
+            files.retired.append(files.folder / stored)
+        for table in ("charge_rows", "rejected_rows", "ingest_spans", "pool_hour_totals", "ingests"):
             connection.execute(f"DELETE FROM {table} WHERE ingest_id = ?", [old])
+    define_charge_views(connection, ledger)
     return old_ids
 
 
@@ -325,10 +355,10 @@ def _loaded_sums(connection, ingest_id: int) -> tuple[dict[str, Decimal], list[P
     measures = ", ".join(f"coalesce(sum({_LEDGER_MEASURE[m]}), 0)" for m in MEASURES)
     rows = connection.execute(
         f"SELECT coalesce(provider, '(no provider)'), coalesce(CAST(billing_period_start AS DATE)::VARCHAR, ''), "
-        f"count(*), {measures} FROM charges WHERE ingest_id = ? GROUP BY ALL ORDER BY 1, 2",
+        f"sum(rows), {measures} FROM ingest_spans WHERE ingest_id = ? GROUP BY ALL ORDER BY 1, 2",
         [ingest_id],
     ).fetchall()
-    periods = [PeriodTotals(r[0], r[1], r[2], dict(zip(MEASURES, r[3:]))) for r in rows]
+    periods = [PeriodTotals(r[0], r[1], int(r[2]), dict(zip(MEASURES, r[3:]))) for r in rows]
     loaded = {m: sum((p.sums[m] for p in periods), Decimal(0)) for m in MEASURES}
     return loaded, periods
 

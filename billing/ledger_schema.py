@@ -1,12 +1,12 @@
-"""The ledger's tables: one row per charge, in FOCUS terms, whatever export it came from.
+"""The ledger's charge rows (one per charge, in FOCUS terms, whatever export it came from) and tables.
 
 Money and quantities are DECIMAL(38, 12): sums are exact, so a loaded file ties to its source
 to the cent (and to the last digit the source gives). Timestamps are naive UTC.
 
-``pool``/``hourly_quantity`` are filled at ingest by the provider rules of ``billing.pool_rules``
-(DESIGN.md §5), so that turning rows into pool-hours is one engine-neutral aggregation
+``pool``/``hourly_quantity`` come from the provider rules of ``billing.pool_rules`` (DESIGN.md §5)
+in each file's mapping, so that turning rows into pool-hours is one engine-neutral aggregation
 (``billing.pool_hours``, over the view ``pool_rows``: one row per charge and pool) that DuckDB
-and Spark both run.
+and Spark both run. The rows are a view over the stored source files (``billing.ledger``).
 """
 
 from __future__ import annotations
@@ -126,14 +126,27 @@ DDL = (
         loaded_at TIMESTAMP NOT NULL,
         rows_read BIGINT NOT NULL,
         rows_loaded BIGINT NOT NULL,
-        rows_rejected BIGINT NOT NULL
+        rows_rejected BIGINT NOT NULL,
+        stored_file VARCHAR,
+        mapping_sql VARCHAR
     )""",
-    "CREATE TABLE IF NOT EXISTS charges ("
-    + ", ".join(f"{c.name} {c.sql_type}" for c in ALL_COLUMNS)
-    + ")",
-    "CREATE VIEW IF NOT EXISTS pool_rows AS " + POOL_ROWS_SQL.format(charges="charges"),
+    "CREATE TABLE IF NOT EXISTS charge_rows (" + ", ".join(f"{c.name} {c.sql_type}" for c in ALL_COLUMNS) + ")",
     """CREATE TABLE IF NOT EXISTS rejected_rows (
         ingest_id INTEGER, source_row BIGINT, column_name VARCHAR, value VARCHAR, reason VARCHAR,
         billed_cost DECIMAL(38, 12), effective_cost DECIMAL(38, 12), list_cost DECIMAL(38, 12)
     )""",
+    """CREATE TABLE IF NOT EXISTS ingest_spans (
+        ingest_id INTEGER, provider VARCHAR, billing_account_id VARCHAR, billing_period_start TIMESTAMP,
+        charge_category VARCHAR, first_hour TIMESTAMP, last_hour TIMESTAMP, rows BIGINT,
+        billed_cost DECIMAL(38, 12), effective_cost DECIMAL(38, 12), list_cost DECIMAL(38, 12)
+    )""",
+    """CREATE TABLE IF NOT EXISTS pool_hour_totals (
+        ingest_id INTEGER, pool VARCHAR, hour TIMESTAMP,
+        quantity DECIMAL(38, 12), spread_quantity DECIMAL(38, 12)
+    )""",
 )
+"""``ingests``: one row per loaded file; a large one with its stored copy and the SQL mapping it to
+charge rows (``billing.ledger`` makes those views), a small one's rows mapped into ``charge_rows``. ``ingest_spans``: per file, provider,
+billing account, period and charge category, the rows, charge-period span and sums (overlap checks
+and reports read them, not the rows). ``pool_hour_totals``: each file's pool-hours, aggregated once
+at load by ``billing.pool_hours.POOL_HOURS_SQL``."""

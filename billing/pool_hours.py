@@ -1,6 +1,8 @@
 """Ledger rows → pool-hours: the one aggregation both engines run (DuckDB here, Spark at scale).
 
-It reads ``pool_rows`` (one row per charge and pool the charge uses: the ledger's view).
+It reads ``pool_rows`` (one row per charge and pool the charge uses: the ledger's view). DuckDB
+runs it on each file as it is loaded and keeps the result (``pool_hour_totals``), Spark on a
+ledger's rows at once.
 
 The SQL is plain enough for DuckDB and Spark SQL alike: no interval arithmetic, no engine
 functions beyond ``date_trunc`` and ``sum``. Rows spanning several hours (daily Azure rows, say)
@@ -48,15 +50,17 @@ def calendar(first_hour, end_hour) -> pd.DataFrame:
     return pd.DataFrame({"hour": hours.astype("datetime64[us]")})
 
 
+TOTALS_SQL = """
+SELECT pool, hour, SUM(quantity) AS quantity, SUM(spread_quantity) AS spread_quantity
+FROM pool_hour_totals GROUP BY pool, hour ORDER BY pool, hour
+"""
+"""The ledger's pool-hours: each file's, aggregated by ``POOL_HOURS_SQL`` when it was loaded, added up."""
+
+
 def pool_hours_duckdb(ledger: Path | str) -> pd.DataFrame:
     """Pool-hours of a ledger on DuckDB, sorted by pool and hour; quantities as exact Decimals."""
     connection = open_ledger(ledger, read_only=True)
     try:
-        first, end = connection.execute(HOUR_RANGE_SQL.format(charges="pool_rows")).fetchall()[0]
-        hours = calendar(first, end)
-        connection.register("calendar_hours", hours)
-        query = POOL_HOURS_SQL.format(charges="pool_rows", hours="calendar_hours") + " ORDER BY pool, hour"
-        frame = connection.sql(query).to_arrow_table().to_pandas()  # quantities stay Decimal
+        return connection.sql(TOTALS_SQL).to_arrow_table().to_pandas()  # quantities stay Decimal
     finally:
         connection.close()
-    return frame

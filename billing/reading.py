@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import duckdb
 
 from billing.formats import FORMATS
-from billing.formats.base import Format, q
+from billing.formats.base import Format, is_number_type, is_time_type, q
 from models.errors import InputError
 
 ROW = "__row"
@@ -33,7 +34,7 @@ def _literal(path: Path) -> str:
 
 
 def raw_relation(path: Path) -> str:
-    """SQL for the file's rows, every column as text, plus the row number ``__row``."""
+    """SQL for the file's rows as the file types them (a CSV's as text), plus the row number ``__row``."""
     if is_parquet(path):
         source = f"read_parquet({_literal(path)}, file_row_number = true)"
         return f"SELECT file_row_number + 2 AS {ROW}, * EXCLUDE (file_row_number) FROM {source}"
@@ -48,31 +49,38 @@ def _csv(path: Path) -> str:
     )
 
 
-def unnumbered_relation(path: Path) -> str | None:
-    """A CSV's rows without row numbers (``__row`` NULL): ``row_number() OVER ()`` makes a scan
-    single-threaded, and row numbers are needed only to name a bad row (then the numbered relation
-    is used) and for ``source_row`` (then taken from the insertion order). None for Parquet, whose
-    row numbers cost nothing."""
-    if is_parquet(path):
-        return None
-    return f"SELECT CAST(NULL AS BIGINT) AS {ROW}, * FROM {_csv(path)}"
-
-
-def columns_of(connection: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+def column_types(connection: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    """The file's columns in order, each with its SQL type (VARCHAR for every CSV column)."""
     try:
         described = connection.execute(f"DESCRIBE {raw_relation(path)}").fetchall()
     except duckdb.Error as error:
         raise InputError(str(path), f"cannot be read as a billing export: {first_line(error)}") from None
-    return [name for name, *_ in described if name != ROW]
+    return {name: sql_type for name, sql_type, *_ in described if name != ROW}
 
 
-def text_relation(path: Path, names: list[str]) -> str:
-    """The raw relation with every column (``names``, from ``columns_of``) cast to text: Parquet
-    files arrive typed."""
-    if not is_parquet(path):
-        return raw_relation(path)
-    casts = ", ".join(f"CAST({q(n)} AS VARCHAR) AS {q(n)}" for n in names)
-    return f"SELECT {ROW}, {casts} FROM ({raw_relation(path)})"
+def kept_type(sql_type: str) -> str:
+    """The type a column is read as: numbers, timestamps and text as the file types them, anything
+    else (a Parquet MAP or STRUCT of tags, say) as its text."""
+    return sql_type if is_number_type(sql_type) or is_time_type(sql_type) else "VARCHAR"
+
+
+def parquet_relation(literal: str, types: dict[str, str]) -> str:
+    """A Parquet file's rows (``literal``: its path as SQL) with the row number ``__row``, its columns
+    as ``kept_type`` gives them (``types`` from ``column_types``)."""
+    columns = ", ".join(
+        q(n) if kept_type(t) == t else f"CAST({q(n)} AS VARCHAR) AS {q(n)}" for n, t in types.items()
+    )
+    return (f"SELECT file_row_number + 2 AS {ROW}, {columns} "
+            f"FROM read_parquet({literal}, file_row_number = true)")
+
+
+def keep_copy(connection: duckdb.DuckDBPyConnection, path: Path, stored: Path) -> None:
+    """The ledger's own copy of an export: a Parquet file byte for byte, a CSV as Parquet of its
+    text cells in file order (so that its row numbers are the CSV's)."""
+    if is_parquet(path):
+        shutil.copyfile(path, stored)
+    else:
+        connection.execute(f"COPY (SELECT * FROM {_csv(path)}) TO {_literal(stored)} (FORMAT parquet)")
 
 
 def first_line(error: Exception) -> str:

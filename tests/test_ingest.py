@@ -4,6 +4,7 @@ with Python's csv and Decimal (not DuckDB); rejected rows are reported; re-inges
 from __future__ import annotations
 
 import csv
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,17 @@ import duckdb
 import pytest
 
 from billing.ingest import ingest
+from billing.ledger import open_ledger, sources_dir
+from models.errors import InputError
+
+
+@pytest.fixture(autouse=True, params=["mapped-into-table", "kept-as-file"])
+def storage(request, monkeypatch) -> str:
+    """Every test here runs on both ways a ledger holds a file's rows (``billing.ingest.KEEP_ROWS_FROM``)."""
+    if request.param == "kept-as-file":
+        monkeypatch.setattr("billing.ingest.KEEP_ROWS_FROM", 0)
+    return request.param
+
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 if not DATA.exists():  # a clean clone sits beside shared/ too; CI runs from /tmp clones
@@ -46,12 +58,17 @@ def assert_cents(loaded: Decimal, expected: Decimal) -> None:
 
 
 def ledger_state(path: Path) -> tuple:
-    connection = duckdb.connect(str(path), read_only=True)
+    """What a refused load must leave as it was: the charges, the tables, the stored copies."""
+    connection = open_ledger(path, read_only=True)
+    folder = sources_dir(path)
     try:
         return (
             connection.execute("SELECT count(*), sum(billed_cost), sum(effective_cost), sum(list_cost) FROM charges").fetchall(),
-            connection.execute("SELECT ingest_id, file, sha256 FROM ingests ORDER BY 1").fetchall(),
+            connection.execute("SELECT ingest_id, file, sha256, stored_file FROM ingests ORDER BY 1").fetchall(),
             connection.execute("SELECT count(*) FROM rejected_rows").fetchall(),
+            connection.execute("SELECT * FROM ingest_spans ORDER BY ALL").fetchall(),
+            connection.execute("SELECT count(*), sum(quantity) FROM pool_hour_totals").fetchall(),
+            sorted(p.name for p in folder.iterdir()) if folder.exists() else None,
         )
     finally:
         connection.close()
@@ -239,8 +256,38 @@ def test_source_row_is_the_file_row_beyond_one_row_group(tmp_path):
     ledger = tmp_path / "l.duckdb"
     report = ingest([path], ledger)[0]
     assert report.rows_loaded == rows and report.loaded["BilledCost"] == rows
-    connection = duckdb.connect(str(ledger), read_only=True)
+    connection = open_ledger(ledger, read_only=True)
     mismatched = connection.execute(
         "SELECT count(*) FROM charges WHERE resource_id <> 'r' || source_row").fetchall()[0][0]
     connection.close()
     assert mismatched == 0
+
+
+def test_a_ledger_keeps_copies_of_its_files_and_moves_with_them(tmp_path, storage):
+    """The rows live in the ledger's own copies: the export may go, the ledger (with its folder) may
+    move; without the folder it says what is missing."""
+    export = tmp_path / "bill.csv"
+    export.write_bytes(FOCUS_SAMPLE.read_bytes())
+    ledger = tmp_path / "here" / "ledger.duckdb"
+    ledger.parent.mkdir()
+    ingest([export], ledger, keep_rows_from=0)
+    before = ledger_state(ledger)
+    export.unlink()
+    moved = tmp_path / "there" / "renamed.duckdb"
+    moved.parent.mkdir()
+    ledger.rename(moved)
+    sources_dir(ledger).rename(sources_dir(moved))
+    assert ledger_state(moved)[:5] == before[:5]
+    shutil.rmtree(sources_dir(moved))
+    with pytest.raises(InputError) as missing:
+        open_ledger(moved, read_only=True)
+    assert missing.value.file == str(moved) and "renamed.duckdb.sources" in missing.value.message
+
+
+def test_a_ledger_of_the_earlier_layout_is_refused_in_words(tmp_path):
+    ledger = tmp_path / "old.duckdb"
+    connection = duckdb.connect(str(ledger))
+    connection.execute("CREATE TABLE charges (ingest_id INTEGER)")
+    connection.close()
+    with pytest.raises(InputError, match="earlier commitplan"):
+        open_ledger(ledger, read_only=True)

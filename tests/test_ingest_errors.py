@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 
 from billing.ingest import ingest
+from billing.reading import sha256_of
 from models.errors import InputError
 from tests.test_ingest import FOCUS_SAMPLE, ledger_state
+
+
+@pytest.fixture(autouse=True, params=["mapped-into-table", "kept-as-file"])
+def storage(request, monkeypatch) -> str:
+    """Every test here runs on both ways a ledger holds a file's rows (``billing.ingest.KEEP_ROWS_FROM``)."""
+    if request.param == "kept-as-file":
+        monkeypatch.setattr("billing.ingest.KEEP_ROWS_FROM", 0)
+    return request.param
+
 
 HEADER = "BillingAccountId,BilledCost,EffectiveCost,ListCost,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,BillingCurrency,ProviderName,BillingPeriodStart\n"
 
@@ -70,7 +80,7 @@ def test_truncated_file(tmp_path, loaded_ledger):
     assert error.file == str(path) and "cannot be read" in error.message
 
 
-def test_overlapping_file_is_refused_and_replace_swaps_it(tmp_path):
+def test_overlapping_file_is_refused_and_replace_swaps_it(tmp_path, storage):
     ledger = tmp_path / "ledger.duckdb"
     first = tmp_path / "january.csv"
     first.write_text(HEADER + focus_rows(10))
@@ -83,6 +93,8 @@ def test_overlapping_file_is_refused_and_replace_swaps_it(tmp_path):
     assert report.replaced == [1] and report.loaded["BilledCost"] == 15
     (count, billed, _, _), = ledger_state(ledger)[0]
     assert count == 10 and billed == 15
+    kept = [f"{report.ingest_id}-{sha256_of(corrected)[:16]}.parquet"] if storage == "kept-as-file" else None
+    assert ledger_state(ledger)[-1] == kept  # the old copy went (and a small file's own, once mapped)
 
 
 def test_a_bad_file_in_a_batch_loads_nothing(tmp_path):

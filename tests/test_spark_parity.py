@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
 from billing.ingest import ingest
+from billing.ledger import open_ledger
 from billing.ledger_schema import ALL_COLUMNS, DECIMAL
 from billing.pool_hours import pool_hours_duckdb
 from billing.pool_hours_spark import (
@@ -77,7 +77,7 @@ def spark_frame(spark, ledger: Path, out: Path) -> pd.DataFrame:
 
 
 def charges_summary(ledger: Path) -> dict[str, int]:
-    connection = duckdb.connect(str(ledger), read_only=True)
+    connection = open_ledger(ledger, read_only=True)
     try:
         rows = connection.execute(
             "SELECT split_part(pool, ':', 1), period_hours > 1, count(*) FROM charges "
@@ -90,7 +90,7 @@ def charges_summary(ledger: Path) -> dict[str, int]:
 
 def second_pools(ledger: Path) -> int | None:
     """Charges with a second pool, or None where the ledger has no such column."""
-    connection = duckdb.connect(str(ledger), read_only=True)
+    connection = open_ledger(ledger, read_only=True)
     try:
         columns = {row[0] for row in connection.execute("DESCRIBE charges").fetchall()}
         if "pool_2" not in columns:

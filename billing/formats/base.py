@@ -26,14 +26,35 @@ def q(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
+NUMBER_TYPES = ("DECIMAL", "DOUBLE", "FLOAT", "REAL", "HUGEINT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT",
+                "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
+TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+
+
+def is_number_type(sql_type: str) -> bool:
+    return sql_type.split("(")[0] in NUMBER_TYPES
+
+
+def is_time_type(sql_type: str) -> bool:
+    return sql_type in TIME_TYPES
+
+
 class Raw:
-    """The raw columns of one file: builds expressions that are NULL for absent columns."""
+    """The raw columns of one file: builds expressions that are NULL for absent columns.
+
+    Columns are text (CSV) unless ``types`` says otherwise: a Parquet file's numbers and timestamps
+    are used as they are typed, not printed to text and parsed back (5-10x cheaper per cell)."""
 
     def __init__(self, columns: Collection[str]):
         self.columns = list(columns)
         self._present = set(columns)
+        self.types: dict[str, str] = {}
+        """Raw column → its SQL type, where it is not VARCHAR."""
         self.context: dict[str, str] = {}
         """What the format's ``inspect`` found out about the whole file (e.g. Azure's cost view)."""
+
+    def type_of(self, column: str) -> str:
+        return self.types.get(column, "VARCHAR")
 
     def has(self, column: str) -> bool:
         return column in self._present
@@ -44,15 +65,34 @@ class Raw:
 
     def text(self, *columns: str) -> str:
         name = self.first(*columns)
-        return trimmed(q(name)) if name else NULL
+        if not name:
+            return NULL
+        if self.type_of(name) != "VARCHAR":
+            return f"CAST({q(name)} AS VARCHAR)"
+        return trimmed(q(name))
 
     def num(self, *columns: str) -> str:
         name = self.first(*columns)
-        return f"CAST({trimmed(q(name))} AS {DECIMAL})" if name else NULL
+        if not name:
+            return NULL
+        if is_number_type(self.type_of(name)):
+            return f"CAST({q(name)} AS {DECIMAL})"
+        return f"CAST({trimmed(q(name))} AS {DECIMAL})"
 
     def ts(self, *columns: str) -> str:
         name = self.first(*columns)
-        return f"parse_ts({q(name)})" if name else NULL
+        if not name:
+            return NULL
+        sql_type = self.type_of(name)
+        if sql_type == "TIMESTAMP WITH TIME ZONE":  # its UTC instant, as naive UTC: 20x cheaper than a CAST
+            return f"make_timestamp(epoch_us({q(name)}))"
+        if is_time_type(sql_type):
+            return f"CAST({q(name)} AS TIMESTAMP)"
+        return f"parse_ts({q(name)})"
+
+    def is_text(self, column: str) -> bool:
+        """Whether the file's column holds text, so that a bad number or timestamp can be in it."""
+        return self.type_of(column) == "VARCHAR"
 
 
 @dataclass(frozen=True)
@@ -62,6 +102,20 @@ class Period:
     start: tuple[str, ...]
     end: tuple[str, ...] = ()
     """Empty: the period is the day that starts at ``start``."""
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """Charge columns (and helper values) computed per distinct ``keys`` tuple, not per row. A bill
+    repeats its descriptions and price details millions of times; parsing each once makes JSON and
+    regular expressions free, and a joined value is not re-evaluated wherever later layers use it."""
+
+    keys: tuple[str, ...]
+    """Raw columns the values depend on (all present in the file)."""
+    columns: dict[str, str]
+    """Name → SQL over the key columns."""
+    derived: dict[str, str]
+    """Name → SQL over ``columns`` (by name) and the key columns: a second layer."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +140,9 @@ class Format:
     the charge columns and ``pool``, which may then name them)."""
     second_pool: Callable[[Raw], tuple[str, str]] | None = None
     """Optional: a second (pool, quantity) the same charge uses (a GCP machine type's RAM)."""
+    keyed: Callable[[Raw], Keyed] | None = None
+    """Optional: columns that depend only on a few raw text columns with few distinct values (JSON
+    price details, descriptions): computed once per distinct value and joined back to the rows."""
     inspect: Callable[[object, Raw], dict[str, str]] | None = None
     """Optional: file-level facts read with one query over ``raw_rows`` before mapping."""
     raw: Callable[[Collection[str]], Raw] = Raw

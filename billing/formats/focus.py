@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing.formats.base import DECIMAL, Format, Period, Raw
+from billing.formats.base import DECIMAL, Format, Keyed, Period, Raw
 from billing.pool_rules import aws_ec2_pool, aws_os, azure_vm_pool, gcp_machine_pools
 
 PROVIDER = ("ProviderName", "ServiceProviderName")
@@ -106,15 +106,33 @@ def _charges(raw: Raw) -> dict[str, str]:
         "commitment_discount_status": raw.text("CommitmentDiscountStatus"),
         "commitment_discount_quantity": raw.num("CommitmentDiscountQuantity"),
         "commitment_discount_unit": raw.text("CommitmentDiscountUnit"),
-        "instance_type": _instance_type(raw),
-        "operating_system": _operating_system(raw),
         "tags": raw.text("Tags"),
-        "_series": _price_detail(raw, "InstanceSeries"),
-        "_cores": f"TRY_CAST({_price_detail(raw, 'CoreCount')} AS {DECIMAL})",
-        "_memory_gib": f"TRY_CAST({_price_detail(raw, 'MemorySize')} AS {DECIMAL})",
-        "_tenancy": _price_detail(raw, "x_Tenancy"),
-        "_preemptible": f"coalesce(lower({_price_detail(raw, 'x_Preemptible')}) = 'true', false)",
     }
+
+
+KEYS = ("SkuPriceDetails", "ChargeDescription", "x_InstanceType", "x_SkuInstanceType", "x_OperatingSystem")
+
+
+def _keyed(raw: Raw) -> Keyed:
+    """What a row's price details and description say: instance type, OS, machine shape, and the
+    AWS OS slug of its pool."""
+    software = rf"regexp_extract({raw.text('ChargeDescription')}, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
+    os_name = aws_os("operating_system", f"NULLIF({software}, '')",
+                     f"coalesce({raw.text('ChargeDescription')} LIKE '%BYOL%', false)",
+                     f"coalesce({raw.text('ChargeDescription')} LIKE '%Dedicated%' OR _tenancy = 'Dedicated', false)")
+    return Keyed(
+        keys=tuple(k for k in KEYS if raw.has(k)),
+        columns={
+            "instance_type": _instance_type(raw),
+            "operating_system": _operating_system(raw),
+            "_series": _price_detail(raw, "InstanceSeries"),
+            "_cores": f"TRY_CAST({_price_detail(raw, 'CoreCount')} AS {DECIMAL})",
+            "_memory_gib": f"TRY_CAST({_price_detail(raw, 'MemorySize')} AS {DECIMAL})",
+            "_tenancy": _price_detail(raw, "x_Tenancy"),
+            "_preemptible": f"coalesce(lower({_price_detail(raw, 'x_Preemptible')}) = 'true', false)",
+        },
+        derived={"__aws_os_name": f"CASE WHEN instance_type IS NOT NULL THEN {os_name} END"},
+    )
 
 
 def _source_sums(raw: Raw) -> dict[str, str]:
@@ -139,13 +157,9 @@ def _pool_helpers(raw: Raw) -> dict[str, str]:
     quantity each use several times, so computed once per row."""
     ec2 = "(service_name IN ('Amazon Elastic Compute Cloud', 'AmazonEC2', 'Amazon EC2') OR (service_name IS NULL " \
           "AND instance_type NOT LIKE '%.%.%'))"
-    software = r"regexp_extract(charge_description, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
-    os_name = aws_os("operating_system", f"NULLIF({software}, '')",
-                     "coalesce(charge_description LIKE '%BYOL%', false)",
-                     "coalesce(charge_description LIKE '%Dedicated%' OR _tenancy = 'Dedicated', false)")
     return {
         "__aws_hours": f"CASE WHEN provider IN {AWS} AND {ec2} THEN {USAGE_HOURS} END",
-        "__aws_os": f"CASE WHEN provider IN {AWS} AND instance_type IS NOT NULL THEN {os_name} END",
+        "__aws_os": f"CASE WHEN provider IN {AWS} THEN __aws_os_name END",
         "__azure_hours": f"CASE WHEN provider IN {AZURE} AND service_name = 'Virtual Machines' THEN {USAGE_HOURS} END",
     }
 
@@ -184,4 +198,5 @@ FOCUS = Format(
     pool=_pool,
     pool_helpers=_pool_helpers,
     second_pool=_memory_pool,
+    keyed=_keyed,
 )
