@@ -89,6 +89,8 @@ def _label(sql: str) -> str:
         (r"FROM raw_rows WHERE NOT", "rejected rows/sums"),
         (r"^(BEGIN|COMMIT|ROLLBACK)", "begin/commit"),
         (r"FROM pool_hour_totals GROUP BY", "pool-hours: add up the loads' totals"),
+        (r"^CREATE OR REPLACE TEMP TABLE new_groups", "map rows: pool-hours"),
+        (r"^SELECT count\(\*\), count\(DISTINCT hash", "map rows: distinct keys"),
         (r"^(CREATE|SET|INSERT INTO ingests|SELECT nextval|SELECT ingest_id, format)", "ledger setup/bookkeeping"),
     )
     return next((label for pattern, label in rules if re.search(pattern, s)), "other SQL")
@@ -162,9 +164,9 @@ def run_job(job: Job) -> dict[str, Any]:
 
     spent: dict[str, float] = {}
 
-    def timed_open(path: Any, read_only: bool = False) -> Any:
+    def timed_open(path: Any, read_only: bool = False, views: bool = True) -> Any:
         t, c = time.perf_counter(), time.process_time()
-        connection = open_ledger(path, read_only=read_only)
+        connection = open_ledger(path, read_only=read_only, views=views)
         for setting in job.settings:
             name, value = setting.split("=", 1)
             connection.execute(f"SET {name} = {value}")

@@ -22,7 +22,12 @@ from pathlib import Path
 
 import duckdb
 
-from billing.charge_mapping import charge_rows_sql, period, valid_period
+from billing.charge_mapping import (
+    charge_rows_sql,
+    distinct_key_hashes,
+    period,
+    valid_period,
+)
 from billing.formats.base import DECIMAL, Format, Raw, q
 from billing.ledger import (
     SOURCE_TOKEN,
@@ -31,7 +36,6 @@ from billing.ledger import (
     sources_dir,
     sql_literal,
 )
-from billing.ledger_schema import POOL_ROWS_SQL
 from billing.pool_hours import HOUR_RANGE_SQL, POOL_HOURS_SQL, calendar
 from billing.reading import (
     ROW,
@@ -192,15 +196,19 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
 
     rejected = _rejections(connection, path, charges, start, end, start_column, end_column, valid) if bad_periods else []
     rows_loaded = rows_read - len(rejected)
-    mapping = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(SOURCE_TOKEN, types))
+    distinct = distinct_key_hashes(fmt, raw, "SELECT * FROM raw_rows")
+    by_hash = distinct is None or len(set(connection.execute(distinct).fetchone())) == 1  # no two keys share a hash
+    mapping = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(SOURCE_TOKEN, types), by_hash)
     kept = rows_read >= keep_rows_from
     if kept:
         source_rows = f"charges_{ingest_id}"
+        plain = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(sql_literal(str(stored)), types), keyed=False)
+        span_rows = f"({plain})"
     else:  # mapped once into the table; the copy goes when the command commits
         connection.execute("INSERT INTO charge_rows "
                            + mapping.replace(SOURCE_TOKEN, sql_literal(str(stored))))
         files.retired.append(stored)
-        source_rows = f"(SELECT * FROM charge_rows WHERE ingest_id = {ingest_id})"
+        source_rows = span_rows = f"(SELECT * FROM charge_rows WHERE ingest_id = {ingest_id})"
     connection.execute(
         "INSERT INTO ingests VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [ingest_id, str(path), digest, fmt.name, rows_read, rows_loaded, len(rejected),
@@ -213,7 +221,7 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
         )
     if kept:
         define_charge_views(connection, ledger)
-    _keep_spans_and_pool_hours(connection, ingest_id, source_rows)
+    _keep_spans_and_pool_hours(connection, ingest_id, source_rows, span_rows)
     replaced = _resolve_overlaps(connection, path, ledger, ingest_id, replace, files)
     report = FileReport(str(path), fmt.name, "loaded", ingest_id, rows_read, rows_loaded,
                         source=source, rejected=rejected, replaced=replaced)
@@ -224,15 +232,28 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
     return report
 
 
-def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str) -> None:
-    """What the ledger remembers of a file besides its rows (``source_rows``): per provider, billing
-    account, period and charge category the rows, span and sums; and its pool-hours."""
+def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str, span_rows: str) -> None:
+    """What the ledger remembers of a file besides its rows (``source_rows``; ``span_rows``: the same
+    rows, pools left out): per provider, billing account, period and charge category the rows, span
+    and sums; and its pool-hours."""
     connection.execute(
         f"INSERT INTO ingest_spans SELECT ingest_id, provider, billing_account_id, billing_period_start, "
         f"charge_category, min(charge_period_start), max(charge_period_end), count(*), sum(billed_cost), "
-        f"sum(effective_cost), sum(list_cost) FROM {source_rows} GROUP BY ALL")
-    # the file's pool rows, mapped once (a narrow temporary table): the aggregation reads them 4 times
-    connection.execute("CREATE OR REPLACE TEMP TABLE new_pool_rows AS " + POOL_ROWS_SQL.format(charges=source_rows))
+        f"sum(effective_cost), sum(list_cost) FROM {span_rows} GROUP BY ALL")
+    # the pool rows (first and second pool) added up per pool and charge period in one pass: a small
+    # temporary table the pool-hours aggregation reads 4 times; their pool-hours are those of the
+    # rows, to the digit, as the sum per (pool, hour) is linear in hourly_quantity (spread per row)
+    charge = "charge_period_start, charge_period_end, period_hours"
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE new_groups AS SELECT pool, pool_2, {charge}, GROUPING_ID(pool) AS by_pool_2, "
+        "sum(hourly_quantity) AS hourly_quantity, sum(hourly_quantity_2) AS hourly_quantity_2 "
+        f"FROM {source_rows} WHERE pool IS NOT NULL OR pool_2 IS NOT NULL "
+        f"GROUP BY GROUPING SETS ((pool, {charge}), (pool_2, {charge}))")
+    connection.execute(
+        f"CREATE OR REPLACE TEMP TABLE new_pool_rows AS SELECT pool, {charge}, hourly_quantity FROM new_groups "
+        f"WHERE by_pool_2 = 0 AND pool IS NOT NULL UNION ALL SELECT pool_2 AS pool, {charge}, "
+        "hourly_quantity_2 AS hourly_quantity FROM new_groups WHERE by_pool_2 = 1 AND pool_2 IS NOT NULL")
+    connection.execute("DROP TABLE new_groups")
     first, end = connection.execute(HOUR_RANGE_SQL.format(charges="new_pool_rows")).fetchall()[0]
     connection.register("calendar_hours", calendar(first, end))
     try:

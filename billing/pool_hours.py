@@ -59,7 +59,7 @@ FROM pool_hour_totals GROUP BY pool, hour ORDER BY pool, hour
 
 def pool_hours_duckdb(ledger: Path | str) -> pd.DataFrame:
     """Pool-hours of a ledger on DuckDB, sorted by pool and hour; quantities as exact Decimals."""
-    connection = open_ledger(ledger, read_only=True)
+    connection = open_ledger(ledger, read_only=True, views=False)
     try:
         return connection.sql(TOTALS_SQL).to_arrow_table().to_pandas()  # quantities stay Decimal
     finally:

@@ -107,31 +107,76 @@ def _charges(raw: Raw) -> dict[str, str]:
         "commitment_discount_quantity": raw.num("CommitmentDiscountQuantity"),
         "commitment_discount_unit": raw.text("CommitmentDiscountUnit"),
         "tags": raw.text("Tags"),
+        "_consumed": raw.small_num("ConsumedQuantity"),  # for the pool quantity: cheap to multiply
     }
 
 
-KEYS = ("SkuPriceDetails", "ChargeDescription", "x_InstanceType", "x_SkuInstanceType", "x_OperatingSystem")
+KEYS = ("SkuPriceDetails", "ChargeDescription", "x_InstanceType", "x_SkuInstanceType", "x_OperatingSystem",
+        *PROVIDER, "ServiceName", "RegionId", "Region", "ChargeCategory", "PricingCategory", "ConsumedUnit")
+"""Everything a row's pool and its units per consumed hour depend on: a few thousand distinct tuples
+in a bill of millions of rows."""
+
+
+UNIT = "DECIMAL(18, 8)"
+"""Pool units per consumed hour (a normalization factor, cores, GiB): exact, and cheap to multiply."""
+
+
+def _unit(sql: str) -> str:
+    """``sql`` as a UNIT, or an error naming it if that would round it (per distinct key: free)."""
+    return (f"CASE WHEN CAST({sql} AS {UNIT}) = {sql} OR {sql} IS NULL THEN CAST({sql} AS {UNIT}) "
+            f"ELSE error('a machine size or normalization factor has more than 8 decimals: ' || CAST({sql} AS VARCHAR)) END")
 
 
 def _keyed(raw: Raw) -> Keyed:
-    """What a row's price details and description say: instance type, OS, machine shape, and the
-    AWS OS slug of its pool."""
-    software = rf"regexp_extract({raw.text('ChargeDescription')}, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
-    os_name = aws_os("operating_system", f"NULLIF({software}, '')",
-                     f"coalesce({raw.text('ChargeDescription')} LIKE '%BYOL%', false)",
-                     f"coalesce({raw.text('ChargeDescription')} LIKE '%Dedicated%' OR _tenancy = 'Dedicated', false)")
+    """Per distinct key: instance type, OS and machine shape (from price details and description),
+    then the pool (and a GCP machine type's second, RAM pool) and the pool units one consumed hour
+    is (a size's normalization factor, a machine type's cores or GiB; NULL where no commitment
+    covers the usage). A row's pool quantity is its ConsumedQuantity times that."""
+    description = raw.text("ChargeDescription")
+    software = rf"regexp_extract({description}, 'with SQL (?:Server )?(Web|Std|Standard|Ent|Enterprise)', 1)"
+    os_name = aws_os("operating_system", f"NULLIF({software}, '')", f"coalesce({description} LIKE '%BYOL%', false)",
+                     f"coalesce({description} LIKE '%Dedicated%' OR _tenancy = 'Dedicated', false)")
+    one_hour = _usage_hours("k_category", "k_pricing", "k_unit", "1")
+    ec2 = ("(k_service IN ('Amazon Elastic Compute Cloud', 'AmazonEC2', 'Amazon EC2') OR (k_service IS NULL "
+           "AND instance_type NOT LIKE '%.%.%'))")
+    aws_pool, aws_unit = aws_ec2_pool("k_region", "instance_type", "__aws_os", "__aws_hour")
+    azure_pool, azure_unit = azure_vm_pool("k_region", "instance_type", "__azure_hour")
+    (gcp_pool, gcp_unit), (memory_pool, memory_unit) = gcp_machine_pools(
+        "k_region", "_series", "_cores", "_memory_gib", "__gcp_hour")
     return Keyed(
         keys=tuple(k for k in KEYS if raw.has(k)),
-        columns={
-            "instance_type": _instance_type(raw),
-            "operating_system": _operating_system(raw),
-            "_series": _price_detail(raw, "InstanceSeries"),
-            "_cores": f"TRY_CAST({_price_detail(raw, 'CoreCount')} AS {DECIMAL})",
-            "_memory_gib": f"TRY_CAST({_price_detail(raw, 'MemorySize')} AS {DECIMAL})",
-            "_tenancy": _price_detail(raw, "x_Tenancy"),
-            "_preemptible": f"coalesce(lower({_price_detail(raw, 'x_Preemptible')}) = 'true', false)",
-        },
-        derived={"__aws_os_name": f"CASE WHEN instance_type IS NOT NULL THEN {os_name} END"},
+        layers=(
+            {
+                "instance_type": _instance_type(raw),
+                "operating_system": _operating_system(raw),
+                "_series": _price_detail(raw, "InstanceSeries"),
+                "_cores": f"TRY_CAST({_price_detail(raw, 'CoreCount')} AS {DECIMAL})",
+                "_memory_gib": f"TRY_CAST({_price_detail(raw, 'MemorySize')} AS {DECIMAL})",
+                "_tenancy": _price_detail(raw, "x_Tenancy"),
+                "_preemptible": f"coalesce(lower({_price_detail(raw, 'x_Preemptible')}) = 'true', false)",
+                "k_provider": raw.text(*PROVIDER),
+                "k_service": raw.text("ServiceName"),
+                "k_region": raw.text("RegionId", "Region"),
+                "k_category": raw.text("ChargeCategory"),
+                "k_pricing": raw.text("PricingCategory"),
+                "k_unit": raw.text("ConsumedUnit"),
+            },
+            {
+                "__aws_os": f"CASE WHEN k_provider IN {AWS} AND instance_type IS NOT NULL THEN {os_name} END",
+                "__aws_hour": f"CASE WHEN k_provider IN {AWS} AND {ec2} THEN {one_hour} END",
+                "__azure_hour": f"CASE WHEN k_provider IN {AZURE} AND k_service = 'Virtual Machines' THEN {one_hour} END",
+                "__gcp_hour": f"CASE WHEN k_provider IN {GOOGLE} AND k_service = 'Compute Engine' THEN {one_hour} END",
+            },
+            {
+                "__key_pool": f"CASE WHEN k_provider IN {AWS} THEN {aws_pool} WHEN k_provider IN {AZURE} THEN {azure_pool} "
+                              f"WHEN k_provider IN {GOOGLE} THEN {gcp_pool} END",
+                "__key_unit": _unit(f"CASE WHEN k_provider IN {AWS} THEN {aws_unit} WHEN k_provider IN {AZURE} "
+                                    f"THEN {azure_unit} WHEN k_provider IN {GOOGLE} THEN {gcp_unit} END"),
+                "__key_pool_2": memory_pool,
+                "__key_unit_2": _unit(memory_unit),
+            },
+        ),
+        exposed=("instance_type", "operating_system", "__key_pool", "__key_unit", "__key_pool_2", "__key_unit_2"),
     )
 
 
@@ -146,45 +191,23 @@ def _source_sums(raw: Raw) -> dict[str, str]:
 AWS = "('AWS', 'Amazon Web Services')"
 AZURE = "('Microsoft', 'Microsoft Azure', 'Azure')"
 GOOGLE = "('Google Cloud', 'Google', 'Google Cloud Platform', 'GCP')"
-USAGE_HOURS = (
-    "CASE WHEN charge_category = 'Usage' AND coalesce(pricing_category, '') <> 'Dynamic' AND NOT _preemptible "
-    "AND lower(coalesce(consumed_unit, '')) IN ('hours', 'hour', 'hrs') THEN consumed_quantity END"
-)
-
-
-def _pool_helpers(raw: Raw) -> dict[str, str]:
-    """The AWS and Azure usage hours and the AWS OS slug: large expressions the pool id and its
-    quantity each use several times, so computed once per row."""
-    ec2 = "(service_name IN ('Amazon Elastic Compute Cloud', 'AmazonEC2', 'Amazon EC2') OR (service_name IS NULL " \
-          "AND instance_type NOT LIKE '%.%.%'))"
-    return {
-        "__aws_hours": f"CASE WHEN provider IN {AWS} AND {ec2} THEN {USAGE_HOURS} END",
-        "__aws_os": f"CASE WHEN provider IN {AWS} THEN __aws_os_name END",
-        "__azure_hours": f"CASE WHEN provider IN {AZURE} AND service_name = 'Virtual Machines' THEN {USAGE_HOURS} END",
-    }
+def _usage_hours(category: str, pricing: str, unit: str, amount: str) -> str:
+    """Hours of usage a commitment could cover: not Spot/Dynamic or preemptible, counted in hours."""
+    return (f"CASE WHEN {category} = 'Usage' AND coalesce({pricing}, '') <> 'Dynamic' AND NOT _preemptible "
+            f"AND lower(coalesce({unit}, '')) IN ('hours', 'hour', 'hrs') THEN {amount} END")
 
 
 def _pool(raw: Raw) -> tuple[str, str]:
-    """AWS EC2 (size-flexible where it can be), Azure VMs per size, GCP machine types' cores."""
-    aws_pool, aws_quantity = aws_ec2_pool("region_id", "instance_type", "__aws_os", "__aws_hours")
-    azure_pool, azure_quantity = azure_vm_pool("region_id", "instance_type", "__azure_hours")
-    (gcp_pool, gcp_quantity), _ = _gcp(raw)
-    return (
-        f"CASE WHEN provider IN {AWS} THEN {aws_pool} WHEN provider IN {AZURE} THEN {azure_pool} "
-        f"WHEN provider IN {GOOGLE} THEN {gcp_pool} END",
-        f"CASE WHEN provider IN {AWS} THEN {aws_quantity} WHEN provider IN {AZURE} THEN {azure_quantity} "
-        f"WHEN provider IN {GOOGLE} THEN {gcp_quantity} END",
-    )
-
-
-def _gcp(raw: Raw):
-    hours = f"CASE WHEN provider IN {GOOGLE} AND service_name = 'Compute Engine' THEN {USAGE_HOURS} END"
-    return gcp_machine_pools("region_id", "_series", "_cores", "_memory_gib", hours)
+    """AWS EC2 (size-flexible where it can be), Azure VMs per size, GCP machine types' cores: the
+    pool of the row's key, its ConsumedQuantity in the pool's units."""
+    return ("CASE WHEN consumed_quantity IS NOT NULL THEN __key_pool END",
+            "_consumed * __key_unit")
 
 
 def _memory_pool(raw: Raw) -> tuple[str, str]:
     """A GCP machine type's RAM: the second pool its hours use."""
-    return _gcp(raw)[1]
+    return ("CASE WHEN consumed_quantity IS NOT NULL THEN __key_pool_2 END",
+            "_consumed * __key_unit_2")
 
 
 FOCUS = Format(
@@ -196,7 +219,6 @@ FOCUS = Format(
     charges=_charges,
     source_sums=_source_sums,
     pool=_pool,
-    pool_helpers=_pool_helpers,
     second_pool=_memory_pool,
     keyed=_keyed,
 )
