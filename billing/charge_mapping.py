@@ -40,6 +40,10 @@ def valid_period(fmt: Format, raw: Raw) -> str:
     return f"({start}) IS NOT NULL AND ({end}) IS NOT NULL AND ({end}) > ({start})"
 
 
+KEY_HASH = "hash({})"
+"""The hash the per-key values are joined on (a test makes it collide)."""
+
+
 def _per_hour(quantity_sql: str) -> str:
     # DECIMAL / INTEGER is DOUBLE in DuckDB: keep one-hour rows exact, spread longer ones
     return f"CASE WHEN {HOURS} = 1 THEN {quantity_sql} ELSE CAST({quantity_sql} / {HOURS} AS {DECIMAL}) END"
@@ -47,8 +51,9 @@ def _per_hour(quantity_sql: str) -> str:
 
 def _rows_with_keyed(fmt: Format, raw: Raw, relation: str, by_hash: bool) -> tuple[str, dict[str, str]]:
     """FROM clause over the raw rows joined with the per-key values, and those values' SQL.
-    ``by_hash``: join on one 64-bit hash of the key columns (5x faster than comparing 8 strings; the
-    caller checks that the file's distinct keys have distinct hashes)."""
+    ``by_hash``: join on one 64-bit hash of the key columns (5x faster than comparing 8 strings). Two
+    distinct keys of a file sharing a hash would repeat their rows: the caller counts the mapped
+    rows and maps again without the hash if they are more than the file's."""
     source = f"({relation}) raw_rows"
     if fmt.keyed is None:
         return source, {}
@@ -59,21 +64,13 @@ def _rows_with_keyed(fmt: Format, raw: Raw, relation: str, by_hash: bool) -> tup
     for layer in keyed.layers[1:]:
         looked = f"SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in layer.items())} FROM ({looked})"
     if by_hash and keys:
-        looked = f"SELECT hash({keys}) AS __key_hash, {', '.join(keyed.exposed)} FROM ({looked})"
-        on = f"hash({', '.join(f'raw_rows.{q(k)}' for k in keyed.keys)}) = looked.__key_hash"
+        looked = f"SELECT {KEY_HASH.format(keys)} AS __key_hash, {', '.join(keyed.exposed)} FROM ({looked})"
+        on = f"{KEY_HASH.format(', '.join(f'raw_rows.{q(k)}' for k in keyed.keys))} = looked.__key_hash"
         return f"{source} LEFT JOIN ({looked}) looked ON {on}", {n: f"looked.{n}" for n in keyed.exposed}
     out = [f"{q(k)} AS __key_{i}" for i, k in enumerate(keyed.keys)] + list(keyed.exposed)
     looked = f"SELECT {', '.join(out)} FROM ({looked})"
     on = " AND ".join(f"raw_rows.{q(k)} IS NOT DISTINCT FROM looked.__key_{i}" for i, k in enumerate(keyed.keys)) or "true"
     return f"{source} LEFT JOIN ({looked}) looked ON {on}", {n: f"looked.{n}" for n in keyed.exposed}
-
-
-def distinct_key_hashes(fmt: Format, raw: Raw, relation: str) -> str | None:
-    """SQL giving (distinct key tuples, distinct hashes of them) of a file; None without keys."""
-    if fmt.keyed is None or not fmt.keyed(raw).keys:
-        return None
-    keys = ", ".join(q(k) for k in fmt.keyed(raw).keys)
-    return f"SELECT count(*), count(DISTINCT hash({keys})) FROM (SELECT DISTINCT {keys} FROM ({relation}))"
 
 
 def charge_rows_sql(ingest_id: int, fmt: Format, raw: Raw, relation: str, by_hash: bool = True,

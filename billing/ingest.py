@@ -24,7 +24,6 @@ import duckdb
 
 from billing.charge_mapping import (
     charge_rows_sql,
-    distinct_key_hashes,
     period,
     valid_period,
 )
@@ -196,19 +195,23 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
 
     rejected = _rejections(connection, path, charges, start, end, start_column, end_column, valid) if bad_periods else []
     rows_loaded = rows_read - len(rejected)
-    distinct = distinct_key_hashes(fmt, raw, "SELECT * FROM raw_rows")
-    by_hash = distinct is None or len(set(connection.execute(distinct).fetchone())) == 1  # no two keys share a hash
-    mapping = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(SOURCE_TOKEN, types), by_hash)
     kept = rows_read >= keep_rows_from
-    if kept:
-        source_rows = f"charges_{ingest_id}"
-        plain = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(sql_literal(str(stored)), types), keyed=False)
-        span_rows = f"({plain})"
-    else:  # mapped once into the table; the copy goes when the command commits
-        connection.execute("INSERT INTO charge_rows "
-                           + mapping.replace(SOURCE_TOKEN, sql_literal(str(stored))))
-        files.retired.append(stored)
-        source_rows = span_rows = f"(SELECT * FROM charge_rows WHERE ingest_id = {ingest_id})"
+    for by_hash in (True, False):
+        mapping = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(SOURCE_TOKEN, types), by_hash)
+        on_file = mapping.replace(SOURCE_TOKEN, sql_literal(str(stored)))
+        if kept:
+            connection.execute(f"CREATE OR REPLACE TEMP VIEW charges_{ingest_id} AS {on_file}")
+            source_rows = f"charges_{ingest_id}"
+            span_rows = f"({charge_rows_sql(ingest_id, fmt, raw, parquet_relation(sql_literal(str(stored)), types), keyed=False)})"
+        else:  # mapped once into the table
+            connection.execute(f"INSERT INTO charge_rows {on_file}")
+            source_rows = span_rows = f"(SELECT * FROM charge_rows WHERE ingest_id = {ingest_id})"
+        if _keep_spans_and_pool_hours(connection, ingest_id, source_rows, span_rows) == rows_loaded:
+            break
+        for table in ("charge_rows", "ingest_spans", "pool_hour_totals"):  # two keys shared a hash
+            connection.execute(f"DELETE FROM {table} WHERE ingest_id = ?", [ingest_id])
+    if not kept:
+        files.retired.append(stored)  # the copy goes when the command commits
     connection.execute(
         "INSERT INTO ingests VALUES (?, ?, ?, ?, now(), ?, ?, ?, ?, ?)",
         [ingest_id, str(path), digest, fmt.name, rows_read, rows_loaded, len(rejected),
@@ -221,7 +224,6 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
         )
     if kept:
         define_charge_views(connection, ledger)
-    _keep_spans_and_pool_hours(connection, ingest_id, source_rows, span_rows)
     replaced = _resolve_overlaps(connection, path, ledger, ingest_id, replace, files)
     report = FileReport(str(path), fmt.name, "loaded", ingest_id, rows_read, rows_loaded,
                         source=source, rejected=rejected, replaced=replaced)
@@ -232,10 +234,10 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
     return report
 
 
-def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str, span_rows: str) -> None:
+def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str, span_rows: str) -> int:
     """What the ledger remembers of a file besides its rows (``source_rows``; ``span_rows``: the same
     rows, pools left out): per provider, billing account, period and charge category the rows, span
-    and sums; and its pool-hours."""
+    and sums; and its pool-hours. Returns how many rows ``source_rows`` has."""
     connection.execute(
         f"INSERT INTO ingest_spans SELECT ingest_id, provider, billing_account_id, billing_period_start, "
         f"charge_category, min(charge_period_start), max(charge_period_end), count(*), sum(billed_cost), "
@@ -246,9 +248,9 @@ def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str, spa
     charge = "charge_period_start, charge_period_end, period_hours"
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE new_groups AS SELECT pool, pool_2, {charge}, GROUPING_ID(pool) AS by_pool_2, "
-        "sum(hourly_quantity) AS hourly_quantity, sum(hourly_quantity_2) AS hourly_quantity_2 "
-        f"FROM {source_rows} WHERE pool IS NOT NULL OR pool_2 IS NOT NULL "
-        f"GROUP BY GROUPING SETS ((pool, {charge}), (pool_2, {charge}))")
+        "count(*) AS rows, sum(hourly_quantity) AS hourly_quantity, sum(hourly_quantity_2) AS hourly_quantity_2 "
+        f"FROM {source_rows} GROUP BY GROUPING SETS ((pool, {charge}), (pool_2, {charge}))")
+    mapped = connection.execute("SELECT coalesce(sum(rows), 0) FROM new_groups WHERE by_pool_2 = 0").fetchone()[0]
     connection.execute(
         f"CREATE OR REPLACE TEMP TABLE new_pool_rows AS SELECT pool, {charge}, hourly_quantity FROM new_groups "
         f"WHERE by_pool_2 = 0 AND pool IS NOT NULL UNION ALL SELECT pool_2 AS pool, {charge}, "
@@ -263,6 +265,7 @@ def _keep_spans_and_pool_hours(connection, ingest_id: int, source_rows: str, spa
     finally:
         connection.unregister("calendar_hours")
         connection.execute("DROP TABLE new_pool_rows")
+    return mapped
 
 
 def _one_pass_checks(connection, fmt: Format, raw: Raw, source_sums: dict[str, str], currency: str, valid: str):

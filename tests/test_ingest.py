@@ -291,3 +291,20 @@ def test_a_ledger_of_the_earlier_layout_is_refused_in_words(tmp_path):
     connection.close()
     with pytest.raises(InputError, match="earlier commitplan"):
         open_ledger(ledger, read_only=True)
+
+
+def test_keys_sharing_a_hash_are_told_apart(tmp_path, monkeypatch):
+    """Per-key values are joined on a 64-bit hash of the key; were two keys of a file to share one,
+    their rows would repeat: the load counts the mapped rows and maps again by the key columns."""
+    ingest([FOCUS_SAMPLE], tmp_path / "plain.duckdb")
+    monkeypatch.setattr("billing.charge_mapping.KEY_HASH", "(hash({}) % 2)")  # every key on two hashes
+    report = ingest([FOCUS_SAMPLE], tmp_path / "colliding.duckdb")[0]
+    assert report.rows_loaded == 1000
+    plain, colliding = ledger_state(tmp_path / "plain.duckdb"), ledger_state(tmp_path / "colliding.duckdb")
+    assert colliding[0] == plain[0] and colliding[3:5] == plain[3:5]
+    connection = open_ledger(tmp_path / "colliding.duckdb", read_only=True)
+    pools = connection.execute("SELECT pool, sum(hourly_quantity) FROM charges GROUP BY 1 ORDER BY 1").fetchall()
+    connection.close()
+    connection = open_ledger(tmp_path / "plain.duckdb", read_only=True)
+    assert pools == connection.execute("SELECT pool, sum(hourly_quantity) FROM charges GROUP BY 1 ORDER BY 1").fetchall()
+    connection.close()
