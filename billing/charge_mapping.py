@@ -3,8 +3,8 @@ rules, the hours each charge spans, and the rows with an unreadable charge perio
 
 Written once per file at ingest and kept in the ledger; ``billing.ledger`` runs it as a view over
 the file's stored copy. Layers, innermost first: the format's charge columns (joined with the
-columns it computes per distinct key, ``Format.keyed``), the pool rules' helper values, the pools,
-then the stored columns in the ledger's order and types.
+columns it computes per distinct key, ``Format.keyed``), the pools, then the stored columns in the
+ledger's order and types.
 """
 
 from __future__ import annotations
@@ -59,40 +59,38 @@ def _rows_with_keyed(fmt: Format, raw: Raw, relation: str, by_hash: bool) -> tup
         return source, {}
     keyed = fmt.keyed(raw)
     keys = ", ".join(q(k) for k in keyed.keys)
-    looked = (f"SELECT {keys}, " if keys else "SELECT ") + ", ".join(f"{sql} AS {name}" for name, sql in keyed.layers[0].items())
-    looked += f" FROM (SELECT DISTINCT {keys} FROM ({relation}))" if keys else ""
+    first = ", ".join(f"{sql} AS {name}" for name, sql in keyed.layers[0].items())
+    looked = f"SELECT {keys}, {first} FROM (SELECT DISTINCT {keys} FROM ({relation}))"
     for layer in keyed.layers[1:]:
         looked = f"SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in layer.items())} FROM ({looked})"
-    if by_hash and keys:
-        looked = f"SELECT {KEY_HASH.format(keys)} AS __key_hash, {', '.join(keyed.exposed)} FROM ({looked})"
+    exposed = ", ".join(keyed.exposed)
+    if by_hash:
+        looked = f"SELECT {KEY_HASH.format(keys)} AS __key_hash, {exposed} FROM ({looked})"
         on = f"{KEY_HASH.format(', '.join(f'raw_rows.{q(k)}' for k in keyed.keys))} = looked.__key_hash"
-        return f"{source} LEFT JOIN ({looked}) looked ON {on}", {n: f"looked.{n}" for n in keyed.exposed}
-    out = [f"{q(k)} AS __key_{i}" for i, k in enumerate(keyed.keys)] + list(keyed.exposed)
-    looked = f"SELECT {', '.join(out)} FROM ({looked})"
-    on = " AND ".join(f"raw_rows.{q(k)} IS NOT DISTINCT FROM looked.__key_{i}" for i, k in enumerate(keyed.keys)) or "true"
+    else:
+        aliases = ", ".join(f"{q(k)} AS __key_{i}" for i, k in enumerate(keyed.keys))
+        looked = f"SELECT {aliases}, {exposed} FROM ({looked})"
+        on = " AND ".join(f"raw_rows.{q(k)} IS NOT DISTINCT FROM looked.__key_{i}" for i, k in enumerate(keyed.keys))
     return f"{source} LEFT JOIN ({looked}) looked ON {on}", {n: f"looked.{n}" for n in keyed.exposed}
 
 
 def charge_rows_sql(ingest_id: int, fmt: Format, raw: Raw, relation: str, by_hash: bool = True,
-                    keyed: bool = True) -> str:
+                    with_keyed: bool = True) -> str:
     """Ledger charge rows of one file, in ``ALL_COLUMNS`` order and types, from ``relation`` (its
     raw rows with the row number ``__row``). ``by_hash``: see ``_rows_with_keyed``. Without
-    ``keyed`` the per-key columns (and so the pools) are NULL: the rows for what needs none of them,
-    read without the join."""
+    ``with_keyed`` the per-key columns (and so the pools) are NULL: the rows for what needs none of
+    them, read without the join."""
     start, end, _, _ = period(fmt, raw)
     inner = dict(fmt.charges(raw))
     inner["charge_period_start"] = start
     inner["charge_period_end"] = end
-    if keyed:
+    if with_keyed:
         source, keyed = _rows_with_keyed(fmt, raw, relation, by_hash)
     else:
         source, keyed = f"({relation}) raw_rows", {n: "NULL" for n in (fmt.keyed(raw).exposed if fmt.keyed else ())}
     select = ", ".join([f"{sql} AS {name}" for name, sql in inner.items()]
                        + [f"{sql} AS {name}" for name, sql in keyed.items()])
     layers = f"SELECT raw_rows.{ROW} AS {ROW}, {select} FROM {source} WHERE {valid_period(fmt, raw)}"
-    helpers = fmt.pool_helpers(raw) if fmt.pool_helpers else {}
-    if helpers:
-        layers = f"SELECT *, {', '.join(f'{sql} AS {name}' for name, sql in helpers.items())} FROM ({layers})"
     pool, quantity = fmt.pool(raw)
     pool_2, quantity_2 = fmt.second_pool(raw) if fmt.second_pool else ("NULL", "NULL")
     layers = (f"SELECT *, {pool} AS __pool, {quantity} AS __quantity, {pool_2} AS __pool_2, "

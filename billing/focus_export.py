@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billing.formats.base import sql_literal
 from billing.ledger import open_ledger
 from billing.ledger_schema import CHARGE_COLUMNS
 
@@ -59,7 +60,7 @@ def export_focus(ledger: Path | str, out: Path | str, file_format: str = "csv") 
             else:
                 chosen.append(c)
         select = ", ".join(_out(c) for c in chosen)
-        target = "'" + str(out).replace("'", "''") + "'"
+        target = sql_literal(str(out))
         options = "FORMAT csv, HEADER true" if file_format == "csv" else "FORMAT parquet"
         connection.execute(
             f"COPY (SELECT {select} FROM charges ORDER BY ingest_id, source_row) TO {target} ({options})"

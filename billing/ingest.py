@@ -22,19 +22,9 @@ from pathlib import Path
 
 import duckdb
 
-from billing.charge_mapping import (
-    charge_rows_sql,
-    period,
-    valid_period,
-)
-from billing.formats.base import DECIMAL, Format, Raw, q
-from billing.ledger import (
-    SOURCE_TOKEN,
-    define_charge_views,
-    open_ledger,
-    sources_dir,
-    sql_literal,
-)
+from billing.charge_mapping import charge_rows_sql, period, valid_period
+from billing.formats.base import DECIMAL, Format, Raw, q, sql_literal
+from billing.ledger import SOURCE_TOKEN, open_ledger, sources_dir
 from billing.pool_hours import HOUR_RANGE_SQL, POOL_HOURS_SQL, calendar
 from billing.reading import (
     ROW,
@@ -97,7 +87,7 @@ def ingest(paths: Sequence[Path | str], ledger: Path | str, replace: bool = Fals
     """Load every file or none: any error rolls the whole command back. ``keep_rows_from``: see
     ``KEEP_ROWS_FROM`` (0 keeps every file's rows in its copy)."""
     keep_rows_from = KEEP_ROWS_FROM if keep_rows_from is None else keep_rows_from
-    connection = open_ledger(ledger)
+    connection = open_ledger(ledger, views=False)  # a load reads its own file, never ``charges``
     if progress is not None and sys.stdout.isatty():
         connection.execute("SET enable_progress_bar = true")  # DuckDB draws it for passes over ~2 s
     files = _Files(sources_dir(ledger))
@@ -107,7 +97,7 @@ def ingest(paths: Sequence[Path | str], ledger: Path | str, replace: bool = Fals
         for path in paths:
             if progress:
                 progress(f"reading {path}")
-            reports.append(_ingest_file(connection, Path(path), Path(ledger), replace, files, keep_rows_from))
+            reports.append(_ingest_file(connection, Path(path), replace, files, keep_rows_from))
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")
@@ -149,8 +139,8 @@ class _Files:
             self.folder.rmdir()
 
 
-def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, ledger: Path, replace: bool,
-                 files: _Files, keep_rows_from: int) -> FileReport:
+def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, replace: bool, files: _Files,
+                 keep_rows_from: int) -> FileReport:
     if not path.is_file():
         raise InputError(str(path), "no such file")
     digest = sha256_of(path)
@@ -169,15 +159,17 @@ def _ingest_file(connection: duckdb.DuckDBPyConnection, path: Path, ledger: Path
         keep_copy(connection, path, stored)
         raw = fmt.raw(columns)
         raw.types = {n: kept_type(t) for n, t in types.items() if kept_type(t) != "VARCHAR"}
-        connection.execute(f"CREATE OR REPLACE TEMP VIEW raw_rows AS {parquet_relation(sql_literal(str(stored)), types)}")
-        return _load(connection, path, ledger, fmt, raw, types, digest, ingest_id, stored, replace, files,
-                     keep_rows_from)
+        relation = parquet_relation(SOURCE_TOKEN, types)  # the stored copy's rows, the path left to fill in
+        connection.execute("CREATE OR REPLACE TEMP VIEW raw_rows AS "
+                           + relation.replace(SOURCE_TOKEN, sql_literal(str(stored))))
+        return _load(connection, path, fmt, raw, relation, digest, ingest_id, stored, replace, files, keep_rows_from)
     except duckdb.Error as error:
         raise InputError(str(path), f"cannot be read: {first_line(error)}") from None
 
 
-def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: dict[str, str], digest: str,
-          ingest_id: int, stored: Path, replace: bool, files: _Files, keep_rows_from: int) -> FileReport:
+def _load(connection, path: Path, fmt: Format, raw: Raw, relation: str, digest: str, ingest_id: int,
+          stored: Path, replace: bool, files: _Files, keep_rows_from: int) -> FileReport:
+    """``relation``: the stored copy's raw rows, its path as ``SOURCE_TOKEN``."""
     if fmt.inspect is not None:
         _check_numbers(connection, path, fmt, raw)
         raw.context = fmt.inspect(connection, raw)
@@ -196,13 +188,14 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
     rejected = _rejections(connection, path, charges, start, end, start_column, end_column, valid) if bad_periods else []
     rows_loaded = rows_read - len(rejected)
     kept = rows_read >= keep_rows_from
+    literal = sql_literal(str(stored))
     for by_hash in (True, False):
-        mapping = charge_rows_sql(ingest_id, fmt, raw, parquet_relation(SOURCE_TOKEN, types), by_hash)
-        on_file = mapping.replace(SOURCE_TOKEN, sql_literal(str(stored)))
+        mapping = charge_rows_sql(ingest_id, fmt, raw, relation, by_hash)
+        on_file = mapping.replace(SOURCE_TOKEN, literal)
         if kept:
             connection.execute(f"CREATE OR REPLACE TEMP VIEW charges_{ingest_id} AS {on_file}")
             source_rows = f"charges_{ingest_id}"
-            span_rows = f"({charge_rows_sql(ingest_id, fmt, raw, parquet_relation(sql_literal(str(stored)), types), keyed=False)})"
+            span_rows = f"({charge_rows_sql(ingest_id, fmt, raw, relation, with_keyed=False).replace(SOURCE_TOKEN, literal)})"
         else:  # mapped once into the table
             connection.execute(f"INSERT INTO charge_rows {on_file}")
             source_rows = span_rows = f"(SELECT * FROM charge_rows WHERE ingest_id = {ingest_id})"
@@ -222,9 +215,7 @@ def _load(connection, path: Path, ledger: Path, fmt: Format, raw: Raw, types: di
             "INSERT INTO rejected_rows VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [ingest_id, r.row, r.column, r.value, r.reason, None, None, None],
         )
-    if kept:
-        define_charge_views(connection, ledger)
-    replaced = _resolve_overlaps(connection, path, ledger, ingest_id, replace, files)
+    replaced = _resolve_overlaps(connection, path, ingest_id, replace, files)
     report = FileReport(str(path), fmt.name, "loaded", ingest_id, rows_read, rows_loaded,
                         source=source, rejected=rejected, replaced=replaced)
     report.loaded, report.periods = _loaded_sums(connection, ingest_id)
@@ -340,8 +331,7 @@ def _rejections(connection, path, charges, start, end, start_column, end_column,
     return out
 
 
-def _resolve_overlaps(connection, path: Path, ledger: Path, ingest_id: int, replace: bool,
-                      files: _Files) -> list[int]:
+def _resolve_overlaps(connection, path: Path, ingest_id: int, replace: bool, files: _Files) -> list[int]:
     clashes = connection.execute(
         "SELECT DISTINCT old.ingest_id, i.file, new.provider, new.billing_account_id, "
         "CAST(new.billing_period_start AS VARCHAR) "
@@ -371,7 +361,6 @@ def _resolve_overlaps(connection, path: Path, ledger: Path, ingest_id: int, repl
             files.retired.append(files.folder / stored)
         for table in ("charge_rows", "rejected_rows", "ingest_spans", "pool_hour_totals", "ingests"):
             connection.execute(f"DELETE FROM {table} WHERE ingest_id = ?", [old])
-    define_charge_views(connection, ledger)
     return old_ids
 
 

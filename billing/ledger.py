@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from billing.formats.base import PARSE_TS_MACRO
+from billing.formats.base import PARSE_TS_MACRO, sql_literal
 from billing.ledger_schema import ALL_COLUMNS, DDL, POOL_ROWS_SQL
 from models.errors import InputError
 
@@ -32,10 +32,6 @@ def sources_dir(ledger: Path | str) -> Path:
     """The folder of the ledger's source files: ``L.duckdb`` keeps them in ``L.duckdb.sources``."""
     path = Path(ledger)
     return path.with_name(path.name + ".sources")
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def open_ledger(path: Path | str, read_only: bool = False, views: bool = True) -> duckdb.DuckDBPyConnection:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from billing import ledger_schema
+from billing.formats.base import sql_literal
 from billing.ledger import open_ledger
 from billing.pool_hours import HOUR_RANGE_SQL, POOL_HOURS_SQL, calendar
 
@@ -101,8 +102,7 @@ def export_charges_parquet(ledger_path: Path | str, out_dir: Path | str) -> Path
     target = out / "charges.parquet"
     connection = open_ledger(ledger_path, read_only=True)
     try:
-        literal = str(target).replace("'", "''")
-        connection.execute(f"COPY charges TO '{literal}' (FORMAT parquet)")
+        connection.execute(f"COPY charges TO {sql_literal(str(target))} (FORMAT parquet)")
     finally:
         connection.close()
     return target

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 from billing.formats import FORMATS
-from billing.formats.base import Format, is_number_type, is_time_type, q
+from billing.formats.base import Format, is_number_type, is_time_type, q, sql_literal
 from models.errors import InputError
 
 ROW = "__row"
@@ -29,21 +29,17 @@ def is_parquet(path: Path) -> bool:
         return stream.read(4) == b"PAR1"
 
 
-def _literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
 def raw_relation(path: Path) -> str:
     """SQL for the file's rows as the file types them (a CSV's as text), plus the row number ``__row``."""
     if is_parquet(path):
-        source = f"read_parquet({_literal(path)}, file_row_number = true)"
+        source = f"read_parquet({sql_literal(str(path))}, file_row_number = true)"
         return f"SELECT file_row_number + 2 AS {ROW}, * EXCLUDE (file_row_number) FROM {source}"
     return f"SELECT row_number() OVER () + 1 AS {ROW}, * FROM {_csv(path)}"
 
 
 def _csv(path: Path) -> str:
     return (
-        f"read_csv({_literal(path)}, header = true, all_varchar = true, strict_mode = true, "
+        f"read_csv({sql_literal(str(path))}, header = true, all_varchar = true, strict_mode = true, "
         "delim = ',', quote = '\"', escape = '\"', nullstr = ['NULL', 'null', ''], "
         "null_padding = false, parallel = true)"
     )
@@ -80,7 +76,7 @@ def keep_copy(connection: duckdb.DuckDBPyConnection, path: Path, stored: Path) -
     if is_parquet(path):
         shutil.copyfile(path, stored)
     else:
-        connection.execute(f"COPY (SELECT * FROM {_csv(path)}) TO {_literal(stored)} (FORMAT parquet)")
+        connection.execute(f"COPY (SELECT * FROM {_csv(path)}) TO {sql_literal(str(stored))} (FORMAT parquet)")
 
 
 def first_line(error: Exception) -> str:

@@ -27,6 +27,11 @@ def q(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
+def sql_literal(text: str) -> str:
+    """``text`` (a file's path, say) as an SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 NUMBER_TYPES = ("DECIMAL", "DOUBLE", "FLOAT", "REAL", "HUGEINT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT",
                 "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")
 TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
@@ -68,9 +73,7 @@ class Raw:
         name = self.first(*columns)
         if not name:
             return NULL
-        if self.type_of(name) != "VARCHAR":
-            return f"CAST({q(name)} AS VARCHAR)"
-        return trimmed(q(name))
+        return trimmed(q(name)) if self.is_text(name) else f"CAST({q(name)} AS VARCHAR)"
 
     def num(self, *columns: str) -> str:
         name = self.first(*columns)
@@ -126,6 +129,10 @@ class Keyed:
     exposed: tuple[str, ...]
     """The names the rows get (charge columns, or values the pool rules read)."""
 
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("per-key values need at least one key column")
+
 
 @dataclass(frozen=True)
 class Format:
@@ -143,10 +150,8 @@ class Format:
     """BilledCost/EffectiveCost/ListCost → SQL over the raw rows the loaded sums must tie to."""
     pool: Callable[[Raw], tuple[str, str]]
     """(pool id, usage quantity in the pool's unit) as SQL over the ledger columns (and helper
-    values) that ``charges`` gives; a NULL pool where no commitment covers the row."""
-    pool_helpers: Callable[[Raw], dict[str, str]] | None = None
-    """Optional: values the pool rules use several times, computed once per row (in a layer between
-    the charge columns and ``pool``, which may then name them)."""
+    values) that ``charges`` gives and the names ``keyed`` exposes; a NULL pool where no commitment
+    covers the row."""
     second_pool: Callable[[Raw], tuple[str, str]] | None = None
     """Optional: a second (pool, quantity) the same charge uses (a GCP machine type's RAM)."""
     keyed: Callable[[Raw], Keyed] | None = None
