@@ -61,6 +61,8 @@ class SolveInfo(BaseModel):
     iterations: int = 0
     exact_billing_model: bool = True
     notes: list[str] = Field(default_factory=list)
+    scenario_hours: int = 0  # hours × scenarios every figure is billed on
+    optimized_hours: int = 0  # of those, the ones the optimizer saw (fewer when it ran on a sample)
 
 
 class ScenarioFigures(BaseModel):

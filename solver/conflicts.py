@@ -24,9 +24,11 @@ from models.policy import Policy
 from models.errors import PlanningError
 from solver.constrained import Infeasible, Problem, Solution, least_cvar, least_cvar_reason, solve_problem, solve_rows
 from solver.decomposition import RiskSpec
+from solver.hour_sample import restrict
 from solver.instance import Instance
 from solver.nonlinear_limits import Measures
 from solver.policy_limits import problem_for
+from solver.sampled_solve import sample_for, solve_sampled
 
 # policy keys that are limits, in the order they are described
 LIMIT_KEYS = (
@@ -74,7 +76,7 @@ class _Oracle:
         if key not in self.reach:
             p = self._problem(set(key))
             m = Measures(p.nominal, p.weights)
-            weight = np.repeat(p.weights * m.scale, p.nominal.horizon)
+            weight = (p.weights * m.scale)[p.nominal.hour_scenario] * p.nominal.row_count
             phase1 = replace(p.nominal, hour_weight=weight, dec_cost=np.zeros(p.nominal.n_decisions), existing_cost=0.0,
                              notes=[], _flat=None)
             try:  # the continuous optimum bounds what any sellable plan reaches
@@ -122,8 +124,9 @@ def smallest_conflict(inst: Instance, prices: PriceBook, existing: list[Commitme
 
 
 def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy,
-                     backend: str = "highs") -> str:
-    keys, oracle = smallest_conflict(inst, prices, existing, policy, backend)
+                     backend: str = "highs", found: tuple[list[str], _Oracle] | None = None) -> str:
+    """The smallest conflict in words (``found``: the result of :func:`smallest_conflict`, if known)."""
+    keys, oracle = found or smallest_conflict(inst, prices, existing, policy, backend)
     if not keys:
         return "the limits can hold together, but the solver did not reach a plan that meets them all; loosen one a little"
     words = [describe(policy, k) for k in keys]
@@ -133,7 +136,10 @@ def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitmen
         reach = oracle.most_coverage(set(keys))
         others = [describe(policy, k) for k in keys if k != "coverage_min"]
         within = " with " + " and ".join(others) if others else ""
-        text += f" (the most coverage any plan reaches{within} is {max(reach, 0.0):.1%})"
+        # with a floor the savings plans' caps are a fixed point (solver.nonlinear_limits.FloorCaps):
+        # the coverage reached is the most the optimizer found, not a bound
+        who = "the optimizer reached" if "utilization_floor" in keys else "any plan reaches"
+        text += f" (the most coverage {who}{within} is {max(reach, 0.0):.1%})"
     elif "cvar_limit" in keys and frozenset(keys) in oracle.reasons:
         text += f" ({oracle.reasons[frozenset(keys)]})"
     elif keys == ["coverage_max"]:
@@ -145,11 +151,30 @@ def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitmen
 
 def solve_under_policy(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy | None,
                        risk: RiskSpec | None = None, backend: str = "highs", gap: float = 1e-6,
-                       ) -> tuple[Problem, Solution, list[str]]:
+                       sample_per_month: int | None = None) -> tuple[Problem, Solution, list[str]]:
     """Solve ``inst`` under every limit of ``policy``; when they cannot all hold, the PlanningError
-    names the smallest conflicting set. Returns the problem, its solution and the policy's notes."""
+    names the smallest conflicting set. Returns the problem, its solution and the policy's notes.
+
+    A problem may be optimized on a sample of ``sample_per_month`` hours per scenario and month
+    (:mod:`solver.sampled_solve`; None: the default size when the problem is large, 0: never); the
+    limits are still held on all hours, and a conflict is then found on the sample."""
     base = replace(inst, notes=list(inst.notes))  # the policy drops decisions in place; the explanation needs them all
     problem, notes = problem_for(inst, prices, existing, policy, risk)
+    sample = sample_for(problem, sample_per_month)
+    if sample is not None:
+        try:
+            return problem, solve_sampled(problem, sample, backend=backend, gap=gap), notes
+        except PlanningError:
+            if policy is None:
+                raise
+            # limits that conflict on the sample are reported from it (quickly); when none do, the
+            # sample only failed to reach a plan, and all hours decide
+            small = restrict(base, sample)
+            found = smallest_conflict(small, prices, existing, policy, backend)
+            if found[0]:
+                why = explain_conflict(small, prices, existing, policy, backend, found)
+                raise PlanningError(f"{why} (measured on the sample of {len(sample.rows):,} scenario-hours the plan "
+                                    "is optimized on)") from None
     try:
         return problem, solve_problem(problem, backend=backend, gap=gap), notes
     except PlanningError:

@@ -61,6 +61,7 @@ class Solution:
     risk: RiskSpec | None
     rounds: int
     notes: list[str] = field(default_factory=list)
+    optimized_hours: int | None = None  # scenario-hours the optimizer saw, when a sample (solver.sampled_solve)
 
 
 def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25):

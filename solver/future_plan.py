@@ -59,6 +59,7 @@ def plan_for_history(
     backend: str = "highs",
     gap: float = 1e-5,
     policy: Policy | None = None,
+    sample_per_month: int | None = None,
 ) -> Plan:
     t0 = time.perf_counter()
     existing = list(existing or [])
@@ -66,7 +67,8 @@ def plan_for_history(
     missing = sorted(set(usages[0].pools) - set(prices.on_demand))
     if missing:
         raise InputError(str(whatif) if whatif else "forecast", f"pools without an on-demand price in the price book: {', '.join(missing)}")
-    res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk, policy=policy)
+    res = solve_expected_cost(usages, weights, prices, existing, backend=backend, gap=gap, risk=risk, policy=policy,
+                              sample_per_month=sample_per_month)
     risk = res.risk
     per, without = [], []
     for k in range(len(usages)):
@@ -125,7 +127,8 @@ def plan_for_history(
             forecast_model=fc.model, forecast_wape=fc.wape,
         ),
         solve=SolveInfo(
-            backend=backend, method="decomposition over stacked scenarios", status=res.status,
+            backend=backend, status=res.status, scenario_hours=res.instance.hours, optimized_hours=res.optimized_hours,
+            method="decomposition over stacked scenarios" + (", on a sample of hours" if res.optimized_hours < res.instance.hours else ""),
             lower_bound=res.lower_bound, continuous_cost=res.continuous_objective,
             gap=max(0.0, (res.continuous_objective - res.lower_bound) / max(abs(res.continuous_objective), 1e-12)),
             rounding_cost=res.objective - res.continuous_objective, seconds=time.perf_counter() - t0,

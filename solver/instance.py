@@ -49,6 +49,11 @@ class Instance:
     hour_weight: np.ndarray | None = None  # probability of the scenario each stacked hour belongs to
     # (times the discount factor of the hour when costs are present values)
     dec_cost: np.ndarray | None = None  # cost in the window per unit of each decision, when not pro rata (NPV)
+    # A sample of the stacked hours (:mod:`solver.hour_sample`); None: every hour of every scenario, in blocks
+    hour_count: np.ndarray | None = None  # hours of the horizon each row stands for (hour_weight includes it)
+    row_scenario: np.ndarray | None = None  # scenario of each row
+    probabilities: np.ndarray | None = None  # probability of each scenario
+    horizon_hours: int | None = None
     _flat: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -59,18 +64,33 @@ class Instance:
     @property
     def horizon(self) -> int:
         """Hours of the planning horizon (of one scenario)."""
+        if self.horizon_hours is not None:
+            return self.horizon_hours
         return self.hours if self.hour_time is None else int(self.hour_time.max()) + 1
 
     @property
     def hour_scenario(self) -> np.ndarray:
-        """Scenario index of each row (scenarios are stacked in blocks of ``horizon`` hours)."""
+        """Scenario index of each row (unless sampled, scenarios are stacked in blocks of ``horizon`` hours)."""
+        if self.row_scenario is not None:
+            return self.row_scenario
         return np.arange(self.hours) // max(self.horizon, 1)
 
     @property
     def scenario_weights(self) -> np.ndarray:
+        if self.probabilities is not None:
+            return self.probabilities
         if self.hour_weight is None:
             return np.ones(1)
         return self.hour_weight[:: max(self.horizon, 1)]
+
+    @property
+    def row_count(self) -> np.ndarray:
+        """Hours of the horizon each row stands for: 1 each unless the rows are a sample."""
+        return np.ones(self.hours) if self.hour_count is None else self.hour_count
+
+    @property
+    def sampled(self) -> bool:
+        return self.hour_count is not None
 
     def span(self, a: int, b: int) -> slice | np.ndarray:
         """Rows of the usage matrix whose time lies in [a, b)."""

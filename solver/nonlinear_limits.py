@@ -51,7 +51,8 @@ class Measures:
         self.weights = np.asarray(weights, float)
         scen = inst.hour_scenario
         S = len(self.weights)
-        self.scen_matrix = sp.csr_matrix((np.ones(inst.hours), (scen, np.arange(inst.hours))), shape=(S, inst.hours))
+        self.count = inst.row_count  # a sampled row stands for several hours
+        self.scen_matrix = sp.csr_matrix((self.count, (scen, np.arange(inst.hours))), shape=(S, inst.hours))
         self.ode = self.scen_matrix @ (inst.u @ inst.on_demand)
         self.scale = np.divide(1.0, self.ode, out=np.zeros(S), where=self.ode > 0)
         self.segments = CapacitySegments.of(self.inst)
@@ -78,7 +79,8 @@ class Measures:
         rows = np.flatnonzero(inst.hour_scenario == scenario)
         hs = seg.hour_segment[rows]
         G = len(seg.bounds)
-        counts = np.bincount(hs, minlength=G)
+        hours = self.count[rows]
+        counts = np.bincount(hs, weights=hours, minlength=G)
         out = np.full(inst.n_decisions, np.nan)
         bought = np.flatnonzero(x > 1e-12)
         for kind, cap_all, load_all in ((0, cov.ri_cap, inst.u), (1, cov.sp_cap, cov.sp_used)):
@@ -89,7 +91,7 @@ class Measures:
             cap, load = cap_all[np.ix_(rows, targets)], load_all[np.ix_(rows, targets)]
             fill = pro_rata_fill(load, cap)
             sums = np.zeros((G, len(targets)))
-            np.add.at(sums, hs, fill)
+            np.add.at(sums, hs, fill * hours[:, None])
             mean = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], np.inf)
             first = np.searchsorted(seg.bounds, inst.dec_start[js])
             last = np.searchsorted(seg.bounds, inst.dec_end[js])
@@ -199,15 +201,19 @@ class FloorCaps:
                 if len(cols):
                     load = self.layer_load() if load is None else load
                     targets = segments.col_target[cols]
-                    out[cols] = _fill_level(load[np.ix_(hours, targets)], existing[np.ix_(hours, targets)], self.aim)
+                    out[cols] = _fill_level(load[np.ix_(hours, targets)], existing[np.ix_(hours, targets)], self.aim,
+                                            inst.row_count[hours])
         return out
 
 
-def _fill_level(u: np.ndarray, existing: np.ndarray, aim: float, iterations: int = 50) -> np.ndarray:
-    """Per column: the largest added capacity C ≥ 0 with mean_t min(1, u_t / (existing_t + C)) ≥ aim
-    (inf when even the peak usage's capacity keeps it; 0 when nothing added does)."""
+def _fill_level(u: np.ndarray, existing: np.ndarray, aim: float, hours: np.ndarray, iterations: int = 50) -> np.ndarray:
+    """Per column: the largest added capacity C ≥ 0 with mean_t min(1, u_t / (existing_t + C)) ≥ aim,
+    the mean weighted by the ``hours`` each row stands for (inf when even the peak usage's capacity
+    keeps it; 0 when nothing added does)."""
+    share = hours / hours.sum() if len(hours) else hours
+
     def fill(c: np.ndarray) -> np.ndarray:
-        return pro_rata_fill(u, existing + c).mean(axis=0)
+        return share @ pro_rata_fill(u, existing + c)
 
     lo = np.zeros(u.shape[1])
     hi = (u.max(axis=0) if len(u) else lo) + 1e-9  # above the peak, so no usage at all gives a cap of 0

@@ -57,7 +57,7 @@ def utilization_scenario(inst: Instance, which: str | int) -> int:
     """Index of the named scenario: ``low`` is the one with the least on-demand-equivalent usage."""
     S = len(inst.scenario_weights)
     if which == "low":
-        ode = np.bincount(inst.hour_scenario, weights=inst.u @ inst.on_demand, minlength=S)
+        ode = np.bincount(inst.hour_scenario, weights=(inst.u @ inst.on_demand) * inst.row_count, minlength=S)
         return int(np.argmin(ode))
     if not 0 <= int(which) < S:
         raise PlanningError(f"utilization_scenario {which} does not exist: the plan has {S} scenario(s), indexed from 0")

@@ -76,6 +76,7 @@ class ExpectedCostResult:
     starts: np.ndarray | None = None  # purchase hour of each decision (offset from the window start)
     instance: Instance | None = None  # the (nominal) stacked instance the decisions index
     notes: list[str] | None = None
+    optimized_hours: int = 0  # scenario-hours the optimizer saw (all of the instance's unless sampled)
 
 
 def solve_expected_cost(
@@ -87,6 +88,7 @@ def solve_expected_cost(
     gap: float = 1e-6,
     risk: RiskSpec | None = None,
     policy: Policy | None = None,
+    sample_per_month: int | None = None,
 ) -> ExpectedCostResult:
     """Minimize E[cost] (+ risk.weight · CVaR_alpha[cost]) over the weighted scenarios, within the
     policy's limits (its risk settings apply when ``risk`` is not given). Purchases may start on
@@ -97,7 +99,7 @@ def solve_expected_cost(
     dates, renewals = ladder.decision_dates(first, existing, policy)
     inst = build_scenario_instance(scenarios, weights, prices, existing, prune_dominated=False,
                                    purchase_hours=dates, renewals=renewals)
-    problem, sol, notes = solve_under_policy(inst, prices, existing, policy, risk, backend, gap)
+    problem, sol, notes = solve_under_policy(inst, prices, existing, policy, risk, backend, gap, sample_per_month)
     nominal, q = problem.nominal, sol.x
     costs = scenario_costs(nominal, q, evaluate(nominal, q, duals=False))
     alpha = sol.risk.alpha if sol.risk is not None else problem.alpha
@@ -106,7 +108,7 @@ def solve_expected_cost(
         list(nominal.dec_offering), q, sol.continuous, float(w @ costs), sol.result.lower, costs, sol.result.status,
         objective=sol.objective, cvar=cvar_of(problem, q, alpha), continuous_objective=sol.result.upper,
         iterations=sol.result.iterations, risk=sol.risk, starts=nominal.dec_start.copy(), instance=nominal,
-        notes=list(nominal.notes) + notes + sol.notes,
+        notes=list(nominal.notes) + notes + sol.notes, optimized_hours=sol.optimized_hours or nominal.hours,
     )
 
 

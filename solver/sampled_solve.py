@@ -1,0 +1,81 @@
+"""Solve a large problem on a sample of its hours, then hold its limits on all of them.
+
+:mod:`solver.hour_sample` says why and how the hours are sampled. The utilization floors hold
+exactly on the sample (their scenario is kept whole); coverage and CVaR are estimates there. After
+each solve the plan is measured on every hour: when the full measure misses a limit, the sample's
+target moves by the miss (the sample's estimate and the full measure differ by about the same
+amount near the plan) and the sample is solved again. If that does not settle within ``rounds``,
+the problem is solved on all hours.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from models.errors import PlanningError
+from solver.constrained import Problem, Solution, _feasible, cvar_of, solve_problem
+from solver.hour_sample import PER_BLOCK, HourSample, restrict, stratified, wants_sample
+from solver.nonlinear_limits import Measures
+
+log = logging.getLogger("commitplan.solver")
+
+MARGIN = 1e-5  # a moved target aims this far inside the limit (coverage share; relative for CVaR)
+
+
+def sample_for(problem: Problem, per_block: int | None) -> HourSample | None:
+    """The hours to optimize on, or None to use all of them. ``per_block``: hours per scenario and
+    month; None samples ``PER_BLOCK`` only when the problem is large, 0 never samples."""
+    if per_block == 0 or problem.nominal.sampled or (per_block is None and not wants_sample(problem.nominal)):
+        return None
+    t = problem.targets
+    whole = (t.utilization_scenario,) if t.utilization_floor is not None else ()
+    return stratified(problem.nominal, per_block or PER_BLOCK, whole)
+
+
+def on_sample(problem: Problem, sample: HourSample) -> Problem:
+    return replace(problem, objective=restrict(problem.objective, sample), nominal=restrict(problem.nominal, sample),
+                   caps=None)
+
+
+def solve_sampled(problem: Problem, sample: HourSample, backend: str = "highs", gap: float = 1e-6, rounds: int = 3) -> Solution:
+    """The plan optimized on ``sample`` that meets every limit measured on all of ``problem``'s hours."""
+    small = on_sample(problem, sample)
+    full = Measures(problem.nominal, problem.weights) if problem.targets.any else None
+    meets = _feasible(problem, full, problem.cvar_limit)
+    for k in range(rounds):
+        try:
+            sol = solve_problem(small, backend=backend, gap=gap)
+        except PlanningError:
+            if k == 0:  # no plan on the sample: the caller finds out whether the limits conflict
+                raise
+            break  # a moved target went past what the sample can reach
+        if meets(sol.x):
+            sol.notes.append(sample.describe(problem.nominal.hours))
+            sol.optimized_hours = len(sample.rows)
+            return sol
+        moved = _moved_targets(problem, small, full, sol)
+        if moved is None:
+            break
+        small = moved
+    log.info("the plan optimized on a sample of hours missed a limit on all hours; solving on all hours")
+    return solve_problem(problem, backend=backend, gap=gap)
+
+
+def _moved_targets(problem: Problem, small: Problem, full: Measures | None, sol: Solution) -> Problem | None:
+    """``small`` with each missed coverage or CVaR target moved inside by twice its miss on all hours."""
+    q, t, s = sol.x, problem.targets, small.targets
+    moved_t, limit = s, small.cvar_limit
+    if full is not None and (t.coverage_min is not None or t.coverage_max is not None):
+        c = full.coverage(q)
+        if t.coverage_min is not None and c < t.coverage_min:
+            moved_t = replace(moved_t, coverage_min=s.coverage_min + 2 * (t.coverage_min - c) + MARGIN)
+        if t.coverage_max is not None and c > t.coverage_max:
+            moved_t = replace(moved_t, coverage_max=s.coverage_max - 2 * (c - t.coverage_max) - MARGIN)
+    if problem.cvar_limit is not None:
+        v = cvar_of(problem, q)
+        if v > problem.cvar_limit:
+            limit = small.cvar_limit - 2 * (v - problem.cvar_limit) - MARGIN * problem.cvar_limit
+    if moved_t == s and limit == small.cvar_limit:
+        return None  # the miss is elsewhere (a floor): the sample cannot fix it
+    return replace(small, targets=moved_t, cvar_limit=limit)
