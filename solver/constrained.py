@@ -8,6 +8,7 @@ finds the cheapest plan that meets the limit.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -22,6 +23,8 @@ from solver.purchase_value import marginal_values
 from solver.repair import repair
 from solver.rounding import round_quantities
 from solver.segments import CapacitySegments
+
+log = logging.getLogger("commitplan.solver")
 
 COVERAGE_MARGIN = 1e-5  # min-coverage rows aim this far inside, so the continuous plan meets the limit exactly
 
@@ -73,18 +76,29 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     res, prev, best = None, None, None
     pool: dict = {}  # cuts carried from round to round: the objective is the same, only the rows change
     caps = problem.floor_caps()
+    backed_off = False
     for rounds in range(1, max_rounds + 1):
         try:
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
                                       limits=problem.limits + outer + inner, x0=x0, cut_pool=pool, capacity_caps=caps)
         except RuntimeError as e:  # the master LP is infeasible
-            if caps is not None and not caps.frozen and np.any(caps.point):  # savings-plan caps drawn at a plan: retry with the loosest
-                caps.point = np.zeros_like(caps.point)
+            # savings-plan caps drawn at a plan: retry once with the loosest; a second time the
+            # redraws would only cycle (seen at 200 pools), so the rows and floors conflict
+            if caps is not None and not caps.frozen and np.any(caps.point) and not backed_off:
+                log.debug("round %d: no plan within the caps drawn at the last plan; back to the loosest caps", rounds)
+                caps.loosest()
+                backed_off = True
                 continue
             raise Infeasible(str(e)) from None
         x = res.x
         if measures is None:
             return res, rounds
+        if log.isEnabledFor(logging.DEBUG):
+            floors = replace(t, coverage_min=None, coverage_max=None)
+            log.debug("round %d: cost %.2f, coverage %.4f, floors %s, $/h reservations %.2f savings plans %.2f", rounds,
+                      res.upper, measures.coverage(x), "met" if measures.meets(x, floors, tol=1e-6) else "missed",
+                      float(x[problem.nominal.dec_kind == 0] @ problem.nominal.dec_unit_cost[problem.nominal.dec_kind == 0]),
+                      float(x[problem.nominal.dec_kind == 1].sum()))
         if measures.meets(x, t, tol=1e-6) and (best is None or res.upper < best[0].upper):
             best = (res, rounds)
         changed = False
@@ -93,7 +107,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
             changed = True
         if caps is not None and not caps.frozen and not measures.meets(x, replace(t, coverage_min=None, coverage_max=None), tol=1e-6) \
                 and not np.allclose(caps.point, x):
-            caps.point = x.copy()  # the savings plans' load moved with the plan: re-draw their caps there
+            caps.redraw(x)  # the savings plans' load moved with the plan: re-draw their caps there
             changed = True
         if t.coverage_max is not None:
             point = scale_to_coverage(measures, x, t.coverage_max)
@@ -232,7 +246,7 @@ def _meet_cvar(problem: Problem, backend: str, gap: float, res0, bisections: int
             best = _bisect_cvar(problem, backend, gap, res0, bisections)
         if caps is None or measures.meets(best[0].x, floors_only, tol=1e-6):
             return best
-        caps.point = best[0].x.copy()
+        caps.redraw(best[0].x)
         res0 = best[0]
     return best
 

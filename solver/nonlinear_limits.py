@@ -181,6 +181,19 @@ class FloorCaps:
         self.point = np.zeros(inst.n_decisions)
         self.frozen = False  # while true, solves keep the savings plans' caps where they are
         self._need: tuple[bytes, np.ndarray] | None = None
+        self._held: np.ndarray | None = None  # the caps last given: re-drawn caps never exceed them
+
+    def redraw(self, x: np.ndarray) -> None:
+        """Re-draw the savings plans' caps at plan ``x``, never above the caps drawn before. Left
+        free, the redraws cycled between two plans at 200 pools (each plan's caps admitting the
+        other); caps that only tighten settle, and a plan within them meets its floors whenever
+        the caps drawn at that plan admit it."""
+        self.point = np.asarray(x, float).copy()
+
+    def loosest(self) -> None:
+        """Back to the caps at buying nothing, the loosest any plan can have (forgets the redraws)."""
+        self.point = np.zeros_like(self.point)
+        self._held = None
 
     def layer_load(self) -> np.ndarray:
         """$ of eligible usage reaching each savings-plan layer at ``point`` (hours × layers)."""
@@ -203,6 +216,9 @@ class FloorCaps:
                     targets = segments.col_target[cols]
                     out[cols] = _fill_level(load[np.ix_(hours, targets)], existing[np.ix_(hours, targets)], self.aim,
                                             inst.row_count[hours])
+        if self._held is not None and self._held.shape == out.shape:
+            out = np.minimum(out, self._held)
+        self._held = out
         return out
 
 
