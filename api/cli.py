@@ -67,6 +67,7 @@ def plan(
     whatif: Annotated[Optional[Path], typer.Option(help="with --history: what-if overlays YAML")] = None,
     scenarios: Annotated[int, typer.Option(min=1, help="with --history: forecast scenarios")] = 20,
     seed: Annotated[int, typer.Option(help="with --history: forecast seed")] = 0,
+    sample_per_month: Annotated[Optional[int], typer.Option(min=0, help="with --history: optimize on this many hours per scenario and month (default: 48 on large plans; 0: all hours); figures are billed on all hours")] = None,
     risk_weight: Annotated[Optional[float], typer.Option(min=0.0, help="with --history: weight of CVaR of cost in the objective (overrides the policy)")] = None,
     alpha: Annotated[float, typer.Option(min=0.0, max=0.999, help="with --history: CVaR confidence level")] = 0.95,
     policy: Annotated[Optional[Path], typer.Option(help="policy YAML: allowed kinds/terms/payments, upfront budget, 3-year share, risk")] = None,
@@ -96,6 +97,7 @@ def plan(
                 risk = RiskSpec(alpha=alpha, weight=risk_weight) if risk_weight is not None else None
                 result = plan_for_history(
                     matrix, book, horizon_months, held, whatif, scenarios, seed, risk, backend, max(gap, 1e-5), rules,
+                    sample_per_month=sample_per_month,
                 )
     except (InputError, PlanningError, ValueError) as e:
         _fail(str(e))

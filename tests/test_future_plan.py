@@ -70,6 +70,28 @@ def test_cli_plans_from_history(estate, tmp_path):
     assert plan["summary"]["expected_cost"] > 0
 
 
+def test_cli_plans_on_a_sample_of_hours_and_bills_on_all_of_them(estate, tmp_path):
+    _, _, paths = estate
+    plans = {}
+    for k in ("0", "12"):
+        out = tmp_path / f"plan{k}.json"
+        result = CliRunner().invoke(app, [
+            "plan", "--history", str(paths["usage"]), "--prices", str(paths["prices"]), "--horizon-months", "2",
+            "--scenarios", "4", "--sample-per-month", k, "--out", str(out),
+        ])
+        assert result.exit_code == 0, result.output
+        plans[k] = json.loads(out.read_text())
+    full, sampled = plans["0"], plans["12"]
+    assert full["solve"]["optimized_hours"] == full["solve"]["scenario_hours"] == sampled["solve"]["scenario_hours"]
+    assert sampled["solve"]["optimized_hours"] < full["solve"]["scenario_hours"] / 10
+    assert any("stratified sample" in n for n in sampled["solve"]["notes"])
+    # the sampled plan's figures are its bills on every scenario's hours
+    weights = [s["weight"] for s in sampled["scenarios"]]
+    assert sampled["summary"]["expected_cost"] == pytest.approx(sum(w * s["cost"] for w, s in zip(weights, sampled["scenarios"])), rel=1e-9)
+    assert full["summary"]["expected_cost"] <= sampled["summary"]["expected_cost"] * (1 + 1e-6)
+    assert sampled["summary"]["expected_cost"] <= full["summary"]["expected_cost"] * 1.01
+
+
 def test_cli_wants_exactly_one_of_usage_and_history(estate):
     _, _, paths = estate
     result = CliRunner().invoke(app, ["plan", "--prices", str(paths["prices"])])
