@@ -59,7 +59,7 @@ def test_fill_level_is_the_largest_capacity_meeting_the_floor():
     u[:, 4] = 0.0  # a pool with no usage gets no capacity
     existing = np.zeros_like(u)
     existing[:, 1] = 2.0
-    level = _fill_level(u, existing, 0.8)
+    level = _fill_level(u, existing, 0.8, np.ones(len(u)))
 
     def fill(c):
         cap = existing + c
@@ -68,6 +68,17 @@ def test_fill_level_is_the_largest_capacity_meeting_the_floor():
     assert level[4] == pytest.approx(0.0, abs=1e-6)
     assert np.all(fill(level) >= 0.8 - 1e-9)
     assert np.all(fill(level + 1e-4)[:4] < 0.8)
+
+
+def test_fill_level_counts_a_sampled_row_for_the_hours_it_stands_for():
+    rng = np.random.default_rng(5)
+    u = rng.gamma(2.0, 3.0, (200, 3))
+    existing = np.zeros_like(u)
+    hours = rng.integers(1, 5, len(u)).astype(float)
+    repeated = np.repeat(np.arange(len(u)), hours.astype(int))
+    weighted = _fill_level(u, existing, 0.85, hours)
+    np.testing.assert_allclose(weighted, _fill_level(u[repeated], existing[repeated], 0.85, np.ones(len(repeated))), rtol=1e-9)
+    assert not np.allclose(weighted, _fill_level(u, existing, 0.85, np.ones(len(u))), rtol=1e-6)
 
 
 def test_floor_caps_hold_reservations_to_the_floor_in_every_segment():
