@@ -12,7 +12,7 @@ import pytest
 
 from models import Purchase, UsageMatrix
 from models.policy import Policy
-from solver.constrained import Solution
+from solver.constrained import Solution, cvar_of
 from solver.coverage import total_cost
 from solver.decomposition import cvar
 from solver.hour_sample import restrict, stratified
@@ -68,17 +68,22 @@ def test_every_hour_is_counted_once_and_whole_scenarios_keep_every_hour(seed):
     assert np.bincount(block[sample.rows][others]).max() == 24
 
 
+def _plans_measured_both_ways(inst, small, seed: int, plans: int):
+    """Random plans with their total cost and coverage on the full instance and on ``small``."""
+    rng = np.random.default_rng(seed)
+    full_m, small_m = Measures(inst, inst.scenario_weights), Measures(small, small.scenario_weights)
+    for _ in range(plans):
+        x = _random_plan(inst, rng)
+        yield x, full_m, small_m, (total_cost(inst, x), total_cost(small, x)), (full_m.coverage(x), small_m.coverage(x))
+
+
 def test_a_sample_of_every_hour_bills_exactly_as_the_full_instance():
     inst, *_ = _instance(3)
     sample = stratified(inst, per_block=10_000)
     assert len(sample.rows) == inst.hours and np.all(sample.count == 1)
-    small = restrict(inst, sample)
-    rng = np.random.default_rng(0)
-    full_m, small_m = Measures(inst, inst.scenario_weights), Measures(small, small.scenario_weights)
-    for _ in range(3):
-        x = _random_plan(inst, rng)
-        assert total_cost(small, x) == pytest.approx(total_cost(inst, x), rel=1e-12)
-        assert small_m.coverage(x) == pytest.approx(full_m.coverage(x), rel=1e-12)
+    for x, full_m, small_m, cost, coverage in _plans_measured_both_ways(inst, restrict(inst, sample), 0, 3):
+        assert cost[1] == pytest.approx(cost[0], rel=1e-12)
+        assert coverage[1] == pytest.approx(coverage[0], rel=1e-12)
         np.testing.assert_allclose(small_m.monthly_fill(x, 2), full_m.monthly_fill(x, 2), rtol=1e-12)
 
 
@@ -86,12 +91,9 @@ def test_the_sample_estimates_cost_and_coverage_closely():
     inst, *_ = _instance(4)
     small = restrict(inst, stratified(inst, per_block=48))
     assert small.hours < inst.hours / 10
-    rng = np.random.default_rng(1)
-    full_m, small_m = Measures(inst, inst.scenario_weights), Measures(small, small.scenario_weights)
-    for _ in range(5):
-        x = _random_plan(inst, rng)
-        assert total_cost(small, x) == pytest.approx(total_cost(inst, x), rel=5e-3)
-        assert small_m.coverage(x) == pytest.approx(full_m.coverage(x), abs=1e-2)
+    for _, _, _, cost, coverage in _plans_measured_both_ways(inst, small, 1, 5):
+        assert cost[1] == pytest.approx(cost[0], rel=5e-3)
+        assert coverage[1] == pytest.approx(coverage[0], abs=1e-2)
 
 
 def _purchases(res):
@@ -139,8 +141,6 @@ def test_a_missed_limit_moves_the_samples_target_by_twice_the_miss():
     small = on_sample(problem, stratified(problem.nominal, per_block=24))
     x = _random_plan(problem.nominal, np.random.default_rng(2))
     c = Measures(problem.nominal, problem.weights).coverage(x)
-    from solver.constrained import cvar_of
-
     v = cvar_of(problem, x)
     sol = Solution(x, x, None, 0.0, None, 1)
     high = replace(problem, targets=replace(problem.targets, coverage_min=c + 0.01, coverage_max=None), cvar_limit=v - 5.0)
