@@ -3,9 +3,9 @@
 :mod:`solver.hour_sample` says why and how the hours are sampled. The utilization floors hold
 exactly on the sample (their scenario is kept whole); coverage and CVaR are estimates there. After
 each solve the plan is measured on every hour: when the full measure misses a limit, the sample's
-target moves by the miss (the sample's estimate and the full measure differ by about the same
-amount near the plan) and the sample is solved again. If that does not settle within ``rounds``,
-the problem is solved on all hours.
+target moves inside by twice the miss (the sample's estimate and the full measure differ by about
+the same amount near the plan; the rest leaves the rounding room) and the sample is solved again.
+If that does not settle within ``rounds``, the problem is solved on all hours.
 """
 
 from __future__ import annotations
