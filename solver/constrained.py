@@ -76,6 +76,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     """Continuous solve with the nonlinear limits' rows re-drawn until the plan meets them: rounds
     at ``ROUND_GAP`` until the rows and caps stop changing, then rounds at ``gap``."""
     t = problem.targets
+    floors = replace(t, coverage_min=None, coverage_max=None)
     measures = Measures(problem.nominal, problem.weights) if t.any else None
     final_gap = gap
     gap = max(gap, ROUND_GAP) if measures is not None else gap
@@ -102,7 +103,6 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
         if measures is None:
             return res, rounds
         if log.isEnabledFor(logging.DEBUG):
-            floors = replace(t, coverage_min=None, coverage_max=None)
             log.debug("round %d: cost %.2f, coverage %.4f, floors %s, $/h reservations %.2f savings plans %.2f", rounds,
                       res.upper, measures.coverage(x), "met" if measures.meets(x, floors, tol=1e-6) else "missed",
                       float(x[problem.nominal.dec_kind == 0] @ problem.nominal.dec_unit_cost[problem.nominal.dec_kind == 0]),
@@ -113,8 +113,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
         if t.coverage_min is not None and measures.coverage(x) < t.coverage_min:
             outer.append(coverage_min_row(measures, x, t.coverage_min + COVERAGE_MARGIN))
             changed = True
-        if caps is not None and not caps.frozen and not measures.meets(x, replace(t, coverage_min=None, coverage_max=None), tol=1e-6) \
-                and not np.allclose(caps.point, x):
+        if caps is not None and not caps.frozen and not measures.meets(x, floors, tol=1e-6) and not np.allclose(caps.point, x):
             caps.redraw(x)  # the savings plans' load moved with the plan: re-draw their caps there
             changed = True
         if t.coverage_max is not None:

@@ -46,7 +46,7 @@ class HourSample:
 
 
 def wants_sample(inst: Instance) -> bool:
-    return not inst.sampled and inst.hours * inst.n_pools >= SAMPLE_FROM_CELLS
+    return inst.hours * inst.n_pools >= SAMPLE_FROM_CELLS
 
 
 def stratified(inst: Instance, per_block: int = PER_BLOCK, whole: tuple[int, ...] = (), seed: int = 0) -> HourSample:

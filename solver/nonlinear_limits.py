@@ -56,9 +56,15 @@ class Measures:
         self.ode = self.scen_matrix @ (inst.u @ inst.on_demand)
         self.scale = np.divide(1.0, self.ode, out=np.zeros(S), where=self.ode > 0)
         self.segments = CapacitySegments.of(self.inst)
+        self._last: tuple[bytes, Coverage] | None = None
 
     def evaluate(self, x: np.ndarray, duals: bool = False) -> Coverage:
-        return evaluate(self.inst, x, duals=duals)
+        """The bill of ``x``, kept for the last plan: a round of :func:`solver.constrained.solve_rows`
+        asks for its plan's coverage, floors and band in turn, each of which used to bill it again."""
+        key = np.asarray(x, float).tobytes()
+        if self._last is None or self._last[0] != key or (duals and self._last[1].pi is None):
+            self._last = (key, evaluate(self.inst, x, duals=duals))
+        return self._last[1]
 
     def coverage(self, x: np.ndarray, cov: Coverage | None = None) -> float:
         cov = cov or self.evaluate(x)
