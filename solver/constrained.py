@@ -15,8 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.errors import PlanningError
-from solver.coverage import cluster_gradients, evaluate
-from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, cvar, risk_objective, scenario_costs, solve_decomposition
+from solver.coverage import cluster_gradients, evaluate, shared_bills
+from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, WarmStart, cvar, risk_objective, scenario_costs, solve_decomposition
 from solver.instance import Instance
 from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, frozen, scale_to_coverage
 from solver.purchase_value import marginal_values
@@ -83,13 +83,13 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     outer: list[LinearLimit] = []  # tangents of coverage ≥ min: valid for every plan, so they accumulate
     inner: list[LinearLimit] = []
     res, prev, best = None, None, None
-    pool: dict = {}  # cuts carried from round to round: the objective is the same, only the rows change
+    warm = WarmStart()  # masters carried from round to round: the objective is the same, only the rows change
     caps = problem.floor_caps()
     backed_off = False
     for rounds in range(1, max_rounds + 1):
         try:
             res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=risk,
-                                      limits=problem.limits + outer + inner, x0=x0, cut_pool=pool, capacity_caps=caps)
+                                      limits=problem.limits + outer + inner, x0=x0, warm=warm, capacity_caps=caps)
         except RuntimeError as e:  # the master LP is infeasible
             # savings-plan caps drawn at a plan: retry once with the loosest; a second time the
             # redraws would only cycle (seen at 200 pools), so the rows and floors conflict
@@ -168,9 +168,10 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, b
         raise PlanningError(f"the limits cannot all hold ({e})") from None
     measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
     feasible = _feasible(problem, measures, problem.cvar_limit)
-    q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
-                                    feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
-                                    repair=lambda x: _repair(problem, measures, feasible, x))
+    with shared_bills():  # each candidate's objective, limits and CVaR from one bill
+        q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
+                                        feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
+                                        repair=lambda x: _repair(problem, measures, feasible, x))
     if not np.isfinite(objective):
         raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
                             "loosen the tightest limit by an increment")

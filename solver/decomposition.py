@@ -116,14 +116,31 @@ class LinearLimit:
         return float(self.coefficients @ x) <= self.bound + tol * max(1.0, abs(self.bound))
 
 
-def _master(inst: Instance, segments: CapacitySegments, cuts: "_Cuts", risk: RiskSpec | None, limits: list[LinearLimit],
+def _master(inst: Instance, segments: CapacitySegments, cuts: "_Cuts", risk: RiskSpec | None,
             upper: np.ndarray, caps: np.ndarray | None) -> MasterModel:
-    """The master's static part: capacity links, the CVaR rows (with their columns) and the limits."""
+    """The master's static part: capacity links and the CVaR rows (with their columns)."""
     risk_rows = _risk_rows(inst, cuts, risk) if risk is not None else None
-    limit_rows = None
-    if limits:
-        limit_rows = (-np.array([lim.coefficients for lim in limits]), np.array([-lim.bound for lim in limits]))
-    return master_model(inst.dec_window_cost, upper, segments.link, cuts.k, risk_rows, limit_rows, caps)
+    return master_model(inst.dec_window_cost, upper, segments.steps(), cuts.k, risk_rows, caps)
+
+
+def _limit_rows(limits: list[LinearLimit], n: int) -> tuple[list, sp.csr_matrix, np.ndarray]:
+    """The limits as rows −a·x ≥ −b, each with a key that names it (its name and numbers)."""
+    keys = [(lim.name, float(lim.bound), hash(np.asarray(lim.coefficients, float).tobytes())) for lim in limits]
+    if not limits:
+        return keys, sp.csr_matrix((0, n)), np.zeros(0)
+    A = -np.array([lim.coefficients for lim in limits], dtype=float)
+    return keys, sp.csr_matrix(A), -np.array([lim.bound for lim in limits], dtype=float)
+
+
+@dataclass
+class WarmStart:
+    """The master LPs of one solve, kept for the next solve of the same instance and hour clusters
+    (:func:`solver.constrained.solve_rows`' rounds, each risk weight): they keep their cuts, which
+    stay valid because the objective is the same, and their simplex basis."""
+
+    key: tuple | None = None
+    masters: tuple | None = None
+    radius: float = 0.25  # the trust region's last radius: a round starts where the last one ended
 
 
 def _risk_rows(inst: Instance, cuts: "_Cuts", risk: RiskSpec):
@@ -143,21 +160,45 @@ def _risk_rows(inst: Instance, cuts: "_Cuts", risk: RiskSpec):
     return cost, lo, A, np.full(S, inst.existing_cost)
 
 
+def _within_caps(y: np.ndarray, decisions: np.ndarray, pools: np.ndarray, segments: CapacitySegments,
+                 caps: np.ndarray) -> np.ndarray:
+    """The levels ``y[decisions]`` (reservations over the whole horizon) cut back to the floor caps:
+    each pool's room is its least cap, over the months, less what its other decisions hold there,
+    and the pool's decisions take it in turn."""
+    others = y.copy()
+    others[decisions] = 0.0
+    left = caps - segments.link @ others
+    ri = np.flatnonzero(segments.col_kind == 0)
+    room = np.full(int(segments.col_target.max(initial=-1)) + 1 if len(segments.col_target) else 0, np.inf)
+    np.minimum.at(room, segments.col_target[ri], left[ri])
+    order = np.lexsort((np.arange(len(decisions)), pools))
+    want, pool = y[decisions][order], pools[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(pool)) + 1]
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(pool)]))
+    cum = np.cumsum(want)
+    cum -= (cum - want)[starts][group]  # running total within the pool
+    taken = np.maximum(np.minimum(cum, room[pool]), 0.0)
+    before = np.r_[0.0, taken[:-1]]
+    before[starts] = 0.0
+    out = np.empty(len(decisions))
+    out[order] = taken - before
+    return out
+
+
 def _initial_point(inst: Instance) -> np.ndarray:
     """Reservations at the newsvendor level against on-demand, savings plans at zero."""
     x = np.zeros(inst.n_decisions)
     u = inst.u - inst.existing_ri
-    for j in np.flatnonzero(inst.dec_kind == 0):
+    # several reservation offerings of one pool share it: only the cheapest gets a level
+    ri = np.flatnonzero(inst.dec_kind == 0)
+    order = ri[np.lexsort((ri, inst.dec_unit_cost[ri], inst.dec_target[ri]))]
+    first = np.r_[True, np.diff(inst.dec_target[order]) != 0][: len(order)]
+    for j in order[first]:
         p = inst.dec_target[j]
         ratio = inst.dec_unit_cost[j] / inst.on_demand[p]
         if ratio < 1:
             col = u[inst.span(inst.dec_start[j], inst.dec_end[j]), p]
             x[j] = max(0.0, float(np.quantile(col, ratio)))
-    # several reservation offerings of one pool share it: keep the cheapest's level only
-    for p in np.unique(inst.dec_target[inst.dec_kind == 0]):
-        js = np.flatnonzero((inst.dec_kind == 0) & (inst.dec_target == p))
-        best = js[np.argmin(inst.dec_unit_cost[js])]
-        x[js[js != best]] = 0.0
     return x
 
 
@@ -173,14 +214,13 @@ def solve_decomposition(
     use_polish: bool = True,
     risk: RiskSpec | None = None,
     limits: list[LinearLimit] | None = None,
-    cut_pool: dict | None = None,
+    warm: WarmStart | None = None,
     capacity_caps: Callable[[CapacitySegments], np.ndarray] | None = None,
 ) -> DecompositionResult:
     """Minimize the (risk) objective of ``inst`` under ``limits`` to a certified ``gap``.
 
-    ``cut_pool``: a dict this call reads cuts from and writes its cuts to, so that a later solve of
-    the same instance (other limits or risk weight) starts with them; cuts are kept only while
-    the hour clusters are the same. ``capacity_caps`` gives the most capacity each pool and layer
+    ``warm``: masters this call takes up (when built for the same instance, backend and hour
+    clusters) and leaves for the next call, with their cuts and basis. ``capacity_caps`` gives the most capacity each pool and layer
     may hold in each time segment (utilization floors of reservations).
     """
     t0 = time.perf_counter()
@@ -207,19 +247,28 @@ def solve_decomposition(
     if caps is not None:  # no decision holds more than the capacity of any segment it is active in
         link = segments.link.tocoo()
         np.minimum.at(upper_bound, link.col, caps[link.row])
-    model = _master(inst, segments, cuts, risk if risky else None, limits, upper_bound, caps)
-    link_by_decision = segments.link.tocsc()
+    model = _master(inst, segments, cuts, risk if risky else None, upper_bound, caps)
 
     def feasible(x: np.ndarray) -> bool:
         if caps is not None and np.any(segments.link @ x > caps + 1e-9 * np.maximum(1.0, caps)):
             return False
         return all(lim.holds(x) for lim in limits)
-    if backend == "highs":
+    key = (backend, cuts.key, risky, n, model.width)
+    fresh = warm is None or warm.key != key
+    if not fresh:
+        master, bound_master = warm.masters
+    elif backend == "highs":
         # two live masters: the trust-region one moves its bounds every iteration; the unboxed one,
         # which certifies the lower bound, keeps its bounds and so warm-starts well
         master, bound_master = HighsMaster(model), HighsMaster(model)
     else:
         master = bound_master = GenericMaster(model, backend)
+    if warm is not None:
+        warm.key, warm.masters = key, (master, bound_master)
+    limit_keys, limit_A, limit_lo = _limit_rows(limits, n)
+    for mst in {id(master): master, id(bound_master): bound_master}.values():
+        mst.set_limits(limit_keys, limit_A, limit_lo)
+        mst.set_columns(model.cost, model.col_hi)
 
     polish = NewsvendorLevels(inst)
     last_e = [None]
@@ -229,20 +278,9 @@ def solve_decomposition(
         if bound_master is not master:
             bound_master.add_cuts(rows, rhs)
 
-    key = cuts.key
-    if cut_pool is not None:
-        if cut_pool.get("key") != key:
-            cut_pool.clear()
-            cut_pool.update(key=key, rows=[])
-        for rows_, rhs_ in cut_pool["rows"]:
-            add(rows_, rhs_)
-
     def probe(x: np.ndarray) -> float:
         F, grads, rhs, e = cuts.at(x)
         add(grads, rhs)
-        if cut_pool is not None:
-            cut_pool["rows"].append((grads, rhs))
-            del cut_pool["rows"][:-40]  # the latest iterations' cuts: enough to restart near the optimum
         last_e[0] = e
         return F
 
@@ -250,40 +288,48 @@ def solve_decomposition(
         """x with each pool's reservation at its newsvendor level for the current marginal costs."""
         y = x.copy()
         y[polish.decisions] = np.minimum(polish.levels(last_e[0]), upper_bound[polish.decisions])
-        if caps is not None:  # within the floor caps: no more than each segment's room left by the others
-            for j in polish.decisions:
-                rows = link_by_decision.indices[link_by_decision.indptr[j] : link_by_decision.indptr[j + 1]]
-                if len(rows):
-                    room = caps[rows] - segments.link[rows] @ y + y[j]
-                    y[j] = max(0.0, min(y[j], float(room.min())))
+        if caps is not None:
+            y[polish.decisions] = _within_caps(y, polish.decisions, polish.pools, segments, caps)
         return y
 
+    link = segments.link
+    cap_hi = caps if caps is not None else np.full(segments.m, np.inf)
+    everywhere = (np.zeros(n + segments.m), np.r_[upper_bound, cap_hi])
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
     if not feasible(best_x):
         probe(best_x)  # its cuts are valid anyway
         best_x = np.zeros(n)  # buying nothing meets every limit on purchases ...
         if not feasible(best_x):  # ... but not a coverage minimum: start from the unboxed master's point
-            best_x, _ = bound_master.solve(np.zeros(n), upper_bound)
+            best_x, _ = bound_master.solve(*everywhere)
             best_x = np.clip(best_x, 0, upper_bound)
     best_F = probe(best_x)
-    probe(np.zeros(n))
-    probe(upper_bound * 0.5)
+    if fresh:  # cuts spread over the box, so the first master is bounded
+        probe(np.zeros(n))
+        probe(upper_bound * 0.5)
     lower = -np.inf
-    scale = np.maximum(upper_bound, 1e-9)
-    radius = 0.25
+    # the trust region bounds the capacities, where the model of the bill is an approximation; the
+    # purchases behind them (terms, payment options, dates) enter the cost and the limits exactly,
+    # so they move freely (a box on the purchases took 27 iterations to 1e-3 at 200 pools × 12 dates
+    # where this takes 18: every change of term or payment mix had to crawl through the box)
+    scale = np.zeros(segments.m)
+    coo = link.tocoo()
+    np.maximum.at(scale, coo.row, upper_bound[coo.col])
+    scale = np.maximum(scale, 1e-9)
+    radius = warm.radius if warm is not None and not fresh else 0.25
     history = []
     status = "iteration_limit"
     it = 0
     for it in range(1, max_iterations + 1):
-        lo = np.maximum(0.0, best_x - radius * scale)
-        hi = np.minimum(upper_bound, best_x + radius * scale)
-        x_m, model_val = master.solve(lo, hi)
+        at = link @ best_x
+        lo_c, hi_c = np.maximum(0.0, at - radius * scale), np.minimum(cap_hi, at + radius * scale)
+        x_m, model_val = master.solve(np.r_[np.zeros(n), lo_c], np.r_[upper_bound, hi_c])
+        c_m = link @ x_m
         tol = 1e-9 * scale
-        box_active = np.any((x_m <= lo + tol) & (lo > tol)) or np.any((x_m >= hi - tol) & (hi < upper_bound - tol))
+        box_active = np.any((c_m <= lo_c + tol) & (lo_c > tol)) or np.any((c_m >= hi_c - tol) & (hi_c < cap_hi - tol))
         if not box_active:
             lower = max(lower, fixed + model_val)
         elif best_F - (fixed + model_val) <= gap * abs(best_F) or it % 5 == 0:
-            _, global_val = bound_master.solve(np.zeros(n), upper_bound)
+            _, global_val = bound_master.solve(*everywhere)
             lower = max(lower, fixed + global_val)
         F = probe(x_m)
         if use_polish and len(polish.decisions):
@@ -299,6 +345,8 @@ def solve_decomposition(
         else:
             radius = max(1e-4, radius * 0.5)
         history.append((time.perf_counter() - t0, lower, best_F))
+        if warm is not None:
+            warm.radius = radius
         if progress:
             progress(it, lower, best_F)
         if best_F - lower <= gap * abs(best_F):

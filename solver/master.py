@@ -4,6 +4,11 @@
 layer per time segment (:mod:`solver.segments`), ``θ_k`` the modelled on-demand cost of cluster k
 of hours. Cuts ``θ_k ≥ G_k(Ĉ) + g_k·(C − Ĉ)`` touch only the capacities of their cluster's
 segment; linear limits (budgets, term shares, coverage tangents) and the CVaR rows act on x.
+
+A master outlives one solve: the rounds of :func:`solver.constrained.solve_rows` change only the
+limit rows, the capacity caps and (between risk weights) the CVaR columns' costs, and a master
+that keeps its cuts and basis through those changes re-solves in a few hundred simplex iterations
+where a new one took thousands (200 pools: ~4,000 per cold start, ten cold starts per plan).
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ class MasterModel:
     cost: np.ndarray
     col_lo: np.ndarray
     col_hi: np.ndarray
-    rows: sp.csr_matrix  # static rows: capacity links, CVaR rows, limits
+    rows: sp.csr_matrix  # static rows: capacity links and CVaR rows
     row_lo: np.ndarray
     row_hi: np.ndarray
 
     @property
     def width(self) -> int:
         return len(self.cost)
+
+    def limit_rows(self, A: sp.csr_matrix) -> sp.csr_matrix:
+        """Rows [A | 0] of limits over the purchase quantities."""
+        return sp.hstack([sp.csr_matrix(A), sp.csr_matrix((A.shape[0], self.width - self.n))]).tocsr()
 
     def cut_rows(self, grads: sp.csr_matrix) -> sp.csr_matrix:
         """Rows [0 | −g_k | e_k | 0] of cuts with capacity gradients ``grads`` (K × m)."""
@@ -42,11 +51,13 @@ class MasterModel:
         return sp.hstack([sp.csr_matrix((K, self.n)), -grads, sp.identity(K, format="csr"), sp.csr_matrix((K, tail))]).tocsr()
 
 
-def master_model(dec_cost: np.ndarray, upper: np.ndarray, link: sp.csr_matrix, k: int,
-                 risk_rows: tuple | None, limit_rows: tuple | None, cap_upper: np.ndarray | None = None) -> MasterModel:
-    """``risk_rows``: (cost, lo, A over [x | θ | risk terms], rhs); ``limit_rows``: (A over x, rhs),
-    both as rows ≥ rhs; ``cap_upper``: the most capacity each capacity column may hold."""
-    n, m = len(dec_cost), link.shape[0]
+def master_model(dec_cost: np.ndarray, upper: np.ndarray, steps: tuple[sp.csr_matrix, sp.csr_matrix], k: int,
+                 risk_rows: tuple | None, cap_upper: np.ndarray | None = None) -> MasterModel:
+    """``steps``: the capacity links as (P, D) with ``(I − P) C = D x`` (:meth:`CapacitySegments.steps`);
+    ``risk_rows``: (cost, lo, A over [x | θ | risk terms], rhs) as rows ≥ rhs; ``cap_upper``: the
+    most capacity each capacity column may hold."""
+    P, D = steps
+    n, m = len(dec_cost), D.shape[0]
     extra_c, extra_lo = (np.zeros(0), np.zeros(0)) if risk_rows is None else risk_rows[:2]
     e = len(extra_c)
     cost = np.r_[dec_cost, np.zeros(m), np.ones(k), extra_c]
@@ -55,17 +66,12 @@ def master_model(dec_cost: np.ndarray, upper: np.ndarray, link: sp.csr_matrix, k
     hi[:n] = upper
     if cap_upper is not None:
         hi[n : n + m] = cap_upper
-    blocks = [sp.hstack([-link, sp.identity(m, format="csr"), sp.csr_matrix((m, k + e))])]  # C − link·x = 0
+    blocks = [sp.hstack([-D, sp.identity(m, format="csr") - P, sp.csr_matrix((m, k + e))])]  # (I − P) C − D x = 0
     lows, highs = [np.zeros(m)], [np.zeros(m)]
     if risk_rows is not None and risk_rows[2].shape[0]:
         A = sp.csr_matrix(risk_rows[2])  # over [x | θ | extra]: insert the capacity block
         blocks.append(sp.hstack([A[:, :n], sp.csr_matrix((A.shape[0], m)), A[:, n:]]))
         lows.append(risk_rows[3])
-        highs.append(np.full(A.shape[0], INF))
-    if limit_rows is not None and limit_rows[0].shape[0]:
-        A = sp.csr_matrix(limit_rows[0])
-        blocks.append(sp.hstack([A, sp.csr_matrix((A.shape[0], m + k + e))]))
-        lows.append(limit_rows[1])
         highs.append(np.full(A.shape[0], INF))
     rows = sp.vstack(blocks).tocsr() if blocks else sp.csr_matrix((0, len(cost)))
     return MasterModel(n, m, k, cost, lo, hi, rows, np.concatenate(lows), np.concatenate(highs))
@@ -75,8 +81,19 @@ def _finite(v: np.ndarray, inf: float) -> np.ndarray:
     return np.clip(v, -inf, inf)
 
 
+KEEP_CUTS, PATIENCE = 300, 2
+"""Once a master holds more than ``KEEP_CUTS`` cuts, cuts slack in ``PATIENCE`` solves in a row are
+dropped. Each simplex iteration costs in proportion to the cut rows (a cut touches every pool of
+its month): at 200 pools × 12 dates the masters held 1,500–4,500 cuts at 0.6–2 ms per iteration
+with the earlier 2,000 and 10; with 300 and 2 the every-limit plan's master LP time fell from
+~60 s to ~21 s while its iterations stayed level (patience 1 doubled them)."""
+
+
 class HighsMaster:
-    """Master LP kept alive in HiGHS so each solve warm-starts from the last basis."""
+    """Master LP kept alive in HiGHS so each solve warm-starts from the last basis.
+
+    Rows after the static ones are cuts and limits, in the order they came; ``keys`` names each
+    limit row (None for a cut), so that :meth:`set_limits` touches only the limits that changed."""
 
     def __init__(self, model: MasterModel):
         import highspy
@@ -94,22 +111,56 @@ class HighsMaster:
             h.addRows(M.shape[0], _finite(model.row_lo, inf), _finite(model.row_hi, inf), M.nnz,
                       M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
         self.static = M.shape[0]
-        self.rhs = np.zeros(0)
+        self.rhs = np.zeros(0)  # per row after the static ones: its lower side
         self.idle = np.zeros(0, dtype=int)  # consecutive solves each cut has been slack
-        self.keep = max(2000, 12 * model.k)
+        self.keys: list = []  # per row after the static ones: the limit's key, None for a cut
+        self.keep, self.patience = KEEP_CUTS, PATIENCE
+
+    def _add(self, M: sp.csr_matrix, lo: np.ndarray, keys: list) -> None:
+        M = M.tocsr()
+        M.eliminate_zeros()
+        K = M.shape[0]
+        self.rhs = np.r_[self.rhs, lo]
+        self.idle = np.r_[self.idle, np.zeros(K, dtype=int)]
+        self.keys.extend(keys)
+        inf = self.h.getInfinity()
+        self.h.addRows(K, _finite(lo, inf), np.full(K, inf), M.nnz, M.indptr[:-1].astype(np.int32),
+                       M.indices.astype(np.int32), M.data)
+
+    def _delete(self, drop: np.ndarray) -> None:
+        if not len(drop):
+            return
+        self.h.deleteRows(len(drop), (drop + self.static).astype(np.int32))
+        mask = np.ones(len(self.rhs), dtype=bool)
+        mask[drop] = False
+        self.rhs, self.idle = self.rhs[mask], self.idle[mask]
+        self.keys = [k for k, m in zip(self.keys, mask) if m]
 
     def add_cuts(self, rows: sp.csr_matrix, rhs: np.ndarray) -> None:
-        K = rows.shape[0]
-        self.rhs = np.r_[self.rhs, rhs]
-        self.idle = np.r_[self.idle, np.zeros(K, dtype=int)]
-        M = self.model.cut_rows(rows)
-        M.eliminate_zeros()
+        self._add(self.model.cut_rows(rows), rhs, [None] * rows.shape[0])
+
+    def set_limits(self, keys: list, A: sp.csr_matrix, lo: np.ndarray) -> None:
+        """Hold exactly the limit rows ``A x ≥ lo`` named by ``keys``: rows already held stay."""
+        wanted = set(keys)
+        self._delete(np.array([i for i, k in enumerate(self.keys) if k is not None and k not in wanted], dtype=int))
+        held = {k for k in self.keys if k is not None}
+        new = [i for i, k in enumerate(keys) if k not in held]
+        if new:
+            self._add(self.model.limit_rows(sp.csr_matrix(A)[new]), np.asarray(lo, float)[new], [keys[i] for i in new])
+
+    def set_columns(self, cost: np.ndarray, col_hi: np.ndarray) -> None:
+        """New costs (a risk weight) and upper bounds (capacity caps) of the columns after x."""
+        n, w = self.model.n, self.model.width
+        idx = np.arange(n, w, dtype=np.int32)
+        self.h.changeColsCost(w - n, idx, cost[n:])
         inf = self.h.getInfinity()
-        self.h.addRows(K, rhs, np.full(K, inf), M.nnz, M.indptr[:-1].astype(np.int32), M.indices.astype(np.int32), M.data)
+        self.h.changeColsBounds(w - n, idx, _finite(self.model.col_lo[n:], inf), _finite(col_hi[n:], inf))
 
     def solve(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
-        n = self.model.n
-        self.h.changeColsBounds(n, np.arange(n, dtype=np.int32), lo, hi)
+        """Minimize with the first ``len(lo)`` columns (x, then the capacities) in [lo, hi]."""
+        n, k = self.model.n, len(lo)
+        inf = self.h.getInfinity()
+        self.h.changeColsBounds(k, np.arange(k, dtype=np.int32), lo, _finite(hi, inf))
         self._run()
         solution = self.h.getSolution()
         sol = np.asarray(solution.col_value)
@@ -139,19 +190,15 @@ class HighsMaster:
             raise RuntimeError(f"master LP: {first}, then {self.h.modelStatusToString(self.h.getModelStatus())} "
                                "solved from scratch")
 
-    def _forget_idle_cuts(self, activity: np.ndarray, patience: int = 10) -> None:
+    def _forget_idle_cuts(self, activity: np.ndarray) -> None:
         """Drop cuts slack for ``patience`` solves once the pool is large: any subset of valid cuts
         still gives a valid lower bound, and the master stays small enough to re-solve quickly."""
         slack = activity - self.rhs > 1e-9 * np.maximum(1.0, np.abs(self.rhs))
-        self.idle = np.where(slack, self.idle + 1, 0)
-        if len(self.rhs) <= self.keep:
+        is_cut = np.array([k is None for k in self.keys], dtype=bool)
+        self.idle = np.where(slack & is_cut, self.idle + 1, 0)
+        if int(is_cut.sum()) <= self.keep:
             return
-        drop = np.flatnonzero(self.idle >= patience)
-        if len(drop):
-            self.h.deleteRows(len(drop), (drop + self.static).astype(np.int32))
-            mask = np.ones(len(self.rhs), dtype=bool)
-            mask[drop] = False
-            self.rhs, self.idle = self.rhs[mask], self.idle[mask]
+        self._delete(np.flatnonzero(self.idle >= self.patience))
 
 
 class GenericMaster:
@@ -159,21 +206,31 @@ class GenericMaster:
 
     def __init__(self, model: MasterModel, backend: str):
         self.model, self.backend = model, backend
-        self.rows: list[sp.csr_matrix] = [model.rows]
-        self.lo: list[np.ndarray] = [model.row_lo]
-        self.hi: list[np.ndarray] = [model.row_hi]
+        self.cost, self.col_hi = model.cost.copy(), model.col_hi.copy()
+        self.rows: list[sp.csr_matrix] = []
+        self.lo: list[np.ndarray] = []
+        self.limits = (sp.csr_matrix((0, model.width)), np.zeros(0))
 
     def add_cuts(self, rows: sp.csr_matrix, rhs: np.ndarray) -> None:
         self.rows.append(self.model.cut_rows(rows))
         self.lo.append(rhs)
-        self.hi.append(np.full(len(rhs), INF))
+
+    def set_limits(self, keys: list, A: sp.csr_matrix, lo: np.ndarray) -> None:
+        self.limits = (self.model.limit_rows(sp.csr_matrix(A)), np.asarray(lo, float))
+
+    def set_columns(self, cost: np.ndarray, col_hi: np.ndarray) -> None:
+        n = self.model.n
+        self.cost[n:], self.col_hi[n:] = cost[n:], col_hi[n:]
 
     def solve(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
         mdl = self.model
-        col_lo, col_hi = mdl.col_lo.copy(), mdl.col_hi.copy()
-        col_lo[: mdl.n], col_hi[: mdl.n] = lo, hi
-        lp = LinearProgram(c=mdl.cost, A=sp.vstack(self.rows).tocsr(), row_lo=np.concatenate(self.lo),
-                           row_hi=np.concatenate(self.hi), col_lo=col_lo, col_hi=col_hi)
+        col_lo, col_hi = mdl.col_lo.copy(), self.col_hi.copy()
+        col_lo[: len(lo)], col_hi[: len(lo)] = lo, hi
+        extra = [self.limits[0]] + self.rows
+        lp = LinearProgram(c=self.cost, A=sp.vstack([mdl.rows] + extra).tocsr(),
+                           row_lo=np.concatenate([mdl.row_lo, self.limits[1]] + self.lo),
+                           row_hi=np.concatenate([mdl.row_hi] + [np.full(M.shape[0], INF) for M in extra]),
+                           col_lo=col_lo, col_hi=col_hi)
         res = solve_lp(lp, self.backend)
         if res.status is not LPStatus.OPTIMAL:
             raise RuntimeError(f"master LP ({self.backend}): {res.status.value}")

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from models.errors import PlanningError
 from solver.constrained import Problem, Solution, _feasible, cvar_of, solve_problem
+from solver.coverage import shared_bills
 from solver.hour_sample import PER_BLOCK, HourSample, restrict, stratified, wants_sample
 from solver.nonlinear_limits import Measures
 
@@ -57,7 +58,9 @@ def solve_sampled(problem: Problem, sample: HourSample, backend: str = "highs", 
             if k == 0:  # no plan on the sample: the caller finds out whether the limits conflict
                 raise
             break  # a moved target went past what the sample can reach
-        if meets(sol.x):
+        with shared_bills():  # the floors, coverage and CVaR on all hours from one bill
+            met = meets(sol.x)
+        if met:
             sol.notes.append(sample.describe(problem.nominal.hours))
             sol.optimized_hours = len(sample.rows)
             return sol

@@ -45,6 +45,22 @@ class CapacitySegments:
         link = sp.csr_matrix((np.ones(len(dec)), (col_of.ravel(), dec)), shape=(len(cols), inst.n_decisions))
         return cls(bounds, hour_segment, cols[:, 0], cols[:, 1], cols[:, 2], link)
 
+    def steps(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """The links as month-to-month steps: ``C_c − C_prev(c) = D_c · x``, where prev(c) is the same
+        pool or layer in the segment before (no term when it has no column there) and D_c holds +1
+        for the decisions that start at c's segment and −1 for those that ended before it.
+        Returns (P, D) with rows ``(I − P) C = D x``: the same capacities as ``C = link x``, but each
+        decision sits in the rows where it starts and ends instead of in every month of its life,
+        which keeps the master's basis sparse (a 12-date ladder: ~6× fewer nonzeros)."""
+        m = self.m
+        index = {(g, k, t): c for c, (g, k, t) in enumerate(zip(self.col_segment, self.col_kind, self.col_target))}
+        prev = np.array([index.get((g - 1, k, t), -1) for g, k, t in zip(self.col_segment, self.col_kind, self.col_target)], dtype=int)
+        has = np.flatnonzero(prev >= 0)
+        P = sp.csr_matrix((np.ones(len(has)), (has, prev[has])), shape=(m, m))
+        D = (self.link - P @ self.link).tocsr()
+        D.eliminate_zeros()
+        return P, D
+
     @property
     def m(self) -> int:
         return len(self.col_segment)
