@@ -47,21 +47,26 @@ class Coverage:
 def capacities(inst: Instance, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reserved units (H × P) and savings-plan $/h (H × S) active each hour: existing plus bought.
 
-    A decision's capacity depends only on the hour's time in the horizon, so it is summed once per
-    time (difference arrays over the horizon) and then laid on every scenario's hours."""
+    Capacity changes only where a decision starts or ends, so it is summed once per stretch between
+    those times (difference arrays over a dozen stretches on a ladder, not over every hour of the
+    horizon) and then laid on every row by its stretch."""
     x = np.asarray(x, dtype=float)
     T = inst.horizon
+    bought = x > 0
+    bounds = np.unique(np.r_[0, inst.dec_start[bought], inst.dec_end[bought], T].clip(0, T))
+    time = inst.hour_time if inst.hour_time is not None else np.arange(inst.hours)
+    stretch = np.searchsorted(bounds, time, side="right") - 1
     out = []
     for kind, existing in ((0, inst.existing_ri), (1, inst.existing_sp)):
-        sel = np.flatnonzero((inst.dec_kind == kind) & (x > 0))
+        sel = np.flatnonzero((inst.dec_kind == kind) & bought)
         if not len(sel):
             out.append(existing.copy())
             continue
-        delta = np.zeros((T + 1, existing.shape[1]))
-        np.add.at(delta, (inst.dec_start[sel], inst.dec_target[sel]), x[sel])
-        np.add.at(delta, (inst.dec_end[sel], inst.dec_target[sel]), -x[sel])
-        by_time = np.cumsum(delta[:T], axis=0)
-        out.append(existing + (by_time if inst.hour_time is None else by_time[inst.hour_time]))
+        delta = np.zeros((len(bounds), existing.shape[1]))
+        np.add.at(delta, (np.searchsorted(bounds, inst.dec_start[sel]), inst.dec_target[sel]), x[sel])
+        np.add.at(delta, (np.searchsorted(bounds, inst.dec_end[sel]), inst.dec_target[sel]), -x[sel])
+        by_stretch = np.cumsum(delta, axis=0)
+        out.append(existing + by_stretch[stretch])
     return out[0], out[1]
 
 

@@ -178,10 +178,15 @@ def decision_upper_bounds(inst: Instance) -> np.ndarray:
     if not inst.hours:
         return np.zeros(inst.n_decisions)
     peak_pool = u.max(axis=0)
-    peak_layer = [float((u[:, layer.pools] * layer.rates).sum(axis=1).max()) for layer in inst.layers]
-    return np.array([
-        peak_pool[t] if kind == 0 else peak_layer[t] for kind, t in zip(inst.dec_kind, inst.dec_target)
-    ], dtype=float)
+    rates = np.zeros((u.shape[1], len(inst.layers)))
+    for s, layer in enumerate(inst.layers):
+        rates[layer.pools, s] = layer.rates
+    peak_layer = (u @ rates).max(axis=0) if inst.layers else np.zeros(0)
+    kind, target = np.asarray(inst.dec_kind), np.asarray(inst.dec_target)
+    out = np.zeros(inst.n_decisions)
+    out[kind == 0] = peak_pool[target[kind == 0]]
+    out[kind == 1] = peak_layer[target[kind == 1]]
+    return out
 
 
 def build_instance(

@@ -133,17 +133,33 @@ def coverage_max_row(measures: Measures, x: np.ndarray, target: float) -> Linear
     return LinearLimit(f"coverage ≤ {target:.1%}", g, float(target - c + g @ x))
 
 
-def scale_to_coverage(measures: Measures, x: np.ndarray, target: float, iterations: int = 40) -> np.ndarray:
-    """The largest t·x (0 ≤ t ≤ 1) whose coverage is at most ``target`` (coverage rises with t)."""
-    lo, hi = 0.0, 1.0
-    if measures.coverage(x) <= target:
+def scale_to_coverage(measures: Measures, x: np.ndarray, target: float, tol: float = 1e-7, iterations: int = 60) -> np.ndarray:
+    """The largest t·x (0 ≤ t ≤ 1) whose coverage is at most ``target`` (coverage rises with t),
+    to ``tol`` in coverage: regula falsi (Illinois) on t, a handful of bills where bisection to the
+    same precision took forty."""
+    f_hi = measures.coverage(x) - target
+    if f_hi <= 0:
         return x
+    lo, hi, f_lo = 0.0, 1.0, measures.coverage(0.0 * x) - target
+    if f_lo > 0:
+        return 0.0 * x
+    side = 0
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if measures.coverage(mid * x) <= target:
-            lo = mid
+        if f_lo > -tol or hi - lo < 1e-12:
+            break
+        t = (lo * f_hi - hi * f_lo) / (f_hi - f_lo)
+        t = min(max(t, lo + 1e-3 * (hi - lo)), hi - 1e-3 * (hi - lo))  # stay strictly inside the bracket
+        f = measures.coverage(t * x) - target
+        if f <= 0:
+            lo, f_lo = t, f
+            if side == -1:
+                f_hi *= 0.5
+            side = -1
         else:
-            hi = mid
+            hi, f_hi = t, f
+            if side == 1:
+                f_lo *= 0.5
+            side = 1
     return lo * x
 
 
@@ -188,6 +204,7 @@ class FloorCaps:
         self.frozen = False  # while true, solves keep the savings plans' caps where they are
         self._need: tuple[bytes, np.ndarray] | None = None
         self._held: np.ndarray | None = None  # the caps last given: re-drawn caps never exceed them
+        self._exact: tuple[tuple, np.ndarray] | None = None  # the reservations' caps, for these segments
 
     def redraw(self, x: np.ndarray) -> None:
         """Re-draw the savings plans' caps at plan ``x``, never above the caps drawn before. Left
@@ -210,21 +227,27 @@ class FloorCaps:
 
     def __call__(self, segments: CapacitySegments) -> np.ndarray:
         inst = self.inst
-        out = np.full(segments.m, np.inf)
-        for g in np.unique(segments.col_segment):
-            hours = np.flatnonzero(self.in_scenario & (segments.hour_segment == g))
-            if not len(hours):
-                continue
-            for kind, load, existing in ((0, inst.u, inst.existing_ri), (1, None, inst.existing_sp)):
-                cols = np.flatnonzero((segments.col_segment == g) & (segments.col_kind == kind))
-                if len(cols):
-                    load = self.layer_load() if load is None else load
-                    targets = segments.col_target[cols]
-                    out[cols] = _fill_level(load[np.ix_(hours, targets)], existing[np.ix_(hours, targets)], self.aim,
-                                            inst.row_count[hours])
+        key = (segments.col_segment.tobytes(), segments.col_kind.tobytes(), segments.col_target.tobytes(),
+               hash(segments.hour_segment.tobytes()))
+        if self._exact is None or self._exact[0] != key:  # reservations' caps: the same for every plan
+            self._exact = (key, self._levels(segments, 0, inst.u, inst.existing_ri, np.full(segments.m, np.inf)))
+        out = self._levels(segments, 1, None, inst.existing_sp, self._exact[1].copy())
         if self._held is not None and self._held.shape == out.shape:
             out = np.minimum(out, self._held)
         self._held = out
+        return out
+
+    def _levels(self, segments: CapacitySegments, kind: int, load: np.ndarray | None, existing: np.ndarray,
+                out: np.ndarray) -> np.ndarray:
+        """``out`` with the caps of the capacity columns of ``kind`` filled in, month by month."""
+        for g in np.unique(segments.col_segment):
+            hours = np.flatnonzero(self.in_scenario & (segments.hour_segment == g))
+            cols = np.flatnonzero((segments.col_segment == g) & (segments.col_kind == kind))
+            if len(hours) and len(cols):
+                load = self.layer_load() if load is None else load
+                targets = segments.col_target[cols]
+                out[cols] = _fill_level(load[np.ix_(hours, targets)], existing[np.ix_(hours, targets)], self.aim,
+                                        self.inst.row_count[hours])
         return out
 
 

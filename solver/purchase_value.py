@@ -37,8 +37,9 @@ def marginal_values(inst: Instance, x: np.ndarray, cov: Coverage | None = None) 
     return -(inst.dec_window_cost + on_demand_gradient)
 
 
-def layer_coverage(inst: Instance, x: np.ndarray, layers: set[int]) -> dict[int, np.ndarray]:
-    """Units of each pool covered by each savings-plan layer in ``layers``, per hour ((H, P) arrays).
+def layer_cover(inst: Instance, x: np.ndarray, layers: set[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per savings-plan layer in ``layers`` that holds commitment in ``x``: the $ of commitment it
+    spends and the on-demand value of the usage that spend covers, hour by hour ((H,) each).
 
     The greedy applies layers in order and a layer never changes what earlier ones cover, so the
     units layer ``s`` covers are the residual with layers ``< s`` active minus the residual with
@@ -55,7 +56,7 @@ def layer_coverage(inst: Instance, x: np.ndarray, layers: set[int]) -> dict[int,
         cap[:, k:] = 0.0
         return bill_hours(inst.u, ri_cap, cap, inst.on_demand, ptr, pools, rates, False)[0]
 
-    out = {s: np.zeros_like(inst.u) for s in layers}
+    out = {}
     cache: dict[int, np.ndarray] = {}
     for s in held:
         before = cache.pop(s, None)
@@ -63,7 +64,9 @@ def layer_coverage(inst: Instance, x: np.ndarray, layers: set[int]) -> dict[int,
             before = residual_with_layers_below(s)
         after = residual_with_layers_below(s + 1)
         cache[s + 1] = after
-        out[s] = before - after
+        E = inst.layers[s].pools
+        units = before[:, E] - after[:, E]
+        out[s] = (units @ inst.layers[s].rates, units @ inst.on_demand[E])
     return out
 
 
@@ -74,15 +77,15 @@ def break_even_utilizations(inst: Instance, x: np.ndarray) -> np.ndarray:
     ri = inst.dec_kind == 0
     out[ri] = inst.dec_unit_cost[ri] / inst.on_demand[inst.dec_target[ri]]
     sps = np.flatnonzero(~ri)
-    covered = layer_coverage(inst, x, {int(inst.dec_target[j]) for j in sps})
+    covered = layer_cover(inst, x, {int(inst.dec_target[j]) for j in sps})
     weight = inst.hour_weight if inst.hour_weight is not None else np.ones(inst.hours)
     for j in sps:
         s = int(inst.dec_target[j])
         layer = inst.layers[s]
-        rows = inst.span(inst.dec_start[j], inst.dec_end[j])
-        units = weight[rows] @ covered[s][rows][:, layer.pools]  # (|E|,) units covered per eligible pool
-        spend = float(units @ layer.rates)
-        value = float(units @ inst.on_demand[layer.pools])
+        spend, value = (0.0, 0.0)
+        if s in covered:
+            rows = inst.span(inst.dec_start[j], inst.dec_end[j])
+            spend, value = float(weight[rows] @ covered[s][0][rows]), float(weight[rows] @ covered[s][1][rows])
         out[j] = spend / value if value > 0 else float(np.min(layer.rates / inst.on_demand[layer.pools]))
     return out
 

@@ -274,3 +274,25 @@ def test_an_unreachable_cvar_limit_says_the_least_cvar():
     averse = solve_expected_cost(scenarios, w, prices, policy=Policy(risk_weight=1000, alpha=0.8))
     with pytest.raises(PlanningError, match=r"this limit cannot hold: CVaR80% of cost at most .* \(the least CVaR any plan reaches is"):
         solve_expected_cost(scenarios, w, prices, policy=Policy(cvar_limit=0.98 * averse.cvar, alpha=0.8))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scaling_a_plan_to_a_coverage_maximum_lands_just_under_it(seed: int) -> None:
+    """The inner row of a coverage maximum is drawn at t·x with coverage(t·x) ≤ max: the largest
+    such t to 1e-7 in coverage, checked against the coverage billed at t and a hair above it."""
+    from solver.nonlinear_limits import Measures, scale_to_coverage
+
+    rng = np.random.default_rng(seed)
+    usage = random_usage(rng, 5, 300)
+    inst = build_instance(usage, random_prices(rng, usage.pools))
+    measures = Measures(inst, inst.scenario_weights)
+    x = inst.dec_upper * rng.uniform(0.2, 1.0, inst.n_decisions)
+    low, high = measures.coverage(0 * x), measures.coverage(x)
+    for target in np.linspace(low, high, 7)[1:-1]:
+        point = scale_to_coverage(measures, x, float(target))
+        t = float(point @ x / (x @ x))
+        assert np.allclose(point, t * x) and 0.0 <= t <= 1.0
+        assert target - 1e-7 <= measures.coverage(point) <= target
+        assert measures.coverage(min(1.0, t + 1e-5) * x) > target - 1e-7
+    assert scale_to_coverage(measures, x, high + 0.01) is x  # already under the maximum: unchanged
+    assert not np.any(scale_to_coverage(measures, x, low - 0.01))  # even nothing bought exceeds it
