@@ -4,7 +4,8 @@ The total cost F(x) = fixed + c·x + Σ_t g_t(x), where g_t is hour t's on-deman
 billing greedy — a convex piecewise-linear function whose value and subgradient come from
 :func:`solver.coverage.evaluate` (one compiled pass over the hours). Hours are grouped into
 clusters of similar load and each cluster contributes one cut per iteration (multi-cut); a box
-trust region around the best point keeps the master LP from jumping. Each master point is also
+trust region around the best point's capacities (the only place the cuts approximate) keeps the
+master LP from jumping, while the purchases behind them move freely. Each master point is also
 *polished*: at its marginal costs, reservations separate by pool and each pool's best level is a
 weighted newsvendor quantile (:mod:`solver.newsvendor`); without this the upper bound lagged the
 lower bound by several times on large portfolios. The master's optimum without the box is a
