@@ -18,11 +18,13 @@ def _laddered(seed: int):
     return rng, inst
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_segment_capacities_equal_the_hourly_capacities(seed):
+@pytest.mark.parametrize("seed,bought", [(0, 1.0), (1, 1.0), (2, 1.0), (3, 0.3), (4, 0.1)])
+def test_segment_capacities_equal_the_hourly_capacities(seed, bought):
+    """``bought``: share of decisions with a quantity (the hourly capacities are summed per stretch
+    between the starts and ends of the decisions bought, the segments over every decision)."""
     rng, inst = _laddered(seed)
     seg = CapacitySegments.of(inst)
-    x = rng.uniform(0, 1, inst.n_decisions) * inst.dec_upper
+    x = rng.uniform(0, 1, inst.n_decisions) * inst.dec_upper * (rng.uniform(size=inst.n_decisions) < bought)
     ri_cap, sp_cap = capacities(inst, x)
     C = seg.link @ x
     for c in range(seg.m):
@@ -30,6 +32,50 @@ def test_segment_capacities_equal_the_hourly_capacities(seed):
         hourly = ri_cap[hours, seg.col_target[c]] - inst.existing_ri[hours, seg.col_target[c]] if seg.col_kind[c] == 0 \
             else sp_cap[hours, seg.col_target[c]] - inst.existing_sp[hours, seg.col_target[c]]
         np.testing.assert_allclose(hourly, C[c], atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_month_to_month_steps_hold_the_same_capacities_as_the_links(seed):
+    """The master links capacities by steps, (I − P) C = D x, where each purchase appears only in
+    the months it starts and ends: the capacities C = link x satisfy them, and they determine C."""
+    rng, inst = _laddered(seed)
+    seg = CapacitySegments.of(inst)
+    P, D = seg.steps()
+    x = rng.uniform(0, 1, inst.n_decisions) * inst.dec_upper
+    C = seg.link @ x
+    I_P = np.eye(seg.m) - P.toarray()
+    np.testing.assert_allclose(I_P @ C, D @ x, atol=1e-9)
+    np.testing.assert_allclose(np.linalg.solve(I_P, D @ x), C, atol=1e-9)
+    assert D.nnz < seg.link.nnz  # the point of the steps: fewer nonzeros than the links
+
+
+def test_a_master_kept_across_changed_limits_and_caps_reaches_a_new_masters_optimum():
+    """Rounds of a constrained solve re-use one master (its cuts and basis) while its limit rows
+    and capacity caps change; each round's optimum must be that of a master built afresh."""
+    from solver.decomposition import LinearLimit, WarmStart, solve_decomposition
+
+    rng, inst = _laddered(5)
+    seg = CapacitySegments.of(inst)
+    free = solve_decomposition(inst, gap=1e-8)
+    upfront = rng.uniform(0.5, 1.5, inst.n_decisions) * inst.dec_window_cost
+    warm = WarmStart()
+    steps = [
+        ([LinearLimit("budget", upfront, 0.6 * float(upfront @ free.x))], None),
+        ([LinearLimit("budget", upfront, 0.4 * float(upfront @ free.x)),
+          LinearLimit("ri", (inst.dec_kind == 0).astype(float), 0.7 * float(free.x[inst.dec_kind == 0].sum()))], None),
+        ([LinearLimit("ri", (inst.dec_kind == 0).astype(float), 0.7 * float(free.x[inst.dec_kind == 0].sum()))],
+         0.8 * (seg.link @ free.x) + 1e-6),
+    ]
+    for limits, caps in steps:
+        cap = (lambda s, c=caps: c) if caps is not None else None
+        kept = solve_decomposition(inst, gap=1e-8, limits=limits, warm=warm, capacity_caps=cap)
+        fresh = solve_decomposition(inst, gap=1e-8, limits=limits, capacity_caps=cap)
+        assert kept.status == fresh.status == "optimal"
+        assert kept.upper == pytest.approx(fresh.upper, rel=1e-7)
+        assert all(lim.holds(kept.x) for lim in limits)
+        if caps is not None:
+            assert np.all(seg.link @ kept.x <= caps + 1e-9)
+    assert warm.masters is not None
 
 
 @pytest.mark.parametrize("seed", range(3))
