@@ -221,8 +221,8 @@ def solve_decomposition(
     """Minimize the (risk) objective of ``inst`` under ``limits`` to a certified ``gap``.
 
     ``warm``: masters this call takes up (when built for the same instance, backend and hour
-    clusters) and leaves for the next call, with their cuts and basis. ``capacity_caps`` gives the most capacity each pool and layer
-    may hold in each time segment (utilization floors of reservations).
+    clusters) and leaves for the next call, with their cuts and basis. ``capacity_caps`` gives the
+    most capacity each pool and layer may hold in each time segment (utilization floors).
     """
     t0 = time.perf_counter()
     n = inst.n_decisions

@@ -29,8 +29,8 @@ takes seconds, above it the billing passes dominate (benchmarks/ladder.py)."""
 
 PER_BLOCK = 48
 """Hours drawn per scenario and month. Billed on all hours, the plan optimized on the sample costs
-0.013% (24 pools) and 0.014% (50 pools) more than the plan optimized on all hours; 24 hours gave
-0.032% and 0.013%, 96 hours 0.012% and 0.006% (benchmarks/sample_error_results.md)."""
+0.006% (24 pools) and 0.007% (50 pools) more than the plan optimized on all hours; 24 hours gave
+0.004% and 0.010%, 96 hours 0.003% and 0.008% (benchmarks/sample_error_results.md)."""
 
 
 @dataclass(frozen=True)

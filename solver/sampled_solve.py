@@ -26,8 +26,8 @@ MARGIN = 1e-5  # a moved target aims this far inside the limit (coverage share; 
 SAMPLE_GAP = 1e-3
 """Gap certified on a sample. The best plan found is usually much closer than the certificate: at
 200 pools its upper bound is within 1e-4 of the 1e-5 plan after 6 s, while certifying 1e-3 takes
-18 s, 3e-4 70 s and 1e-5 390 s. Billed on all hours, the sampled plan costs 0.013% (24 pools) and
-0.014% (50 pools) more than the plan optimized on all hours to 1e-5 (benchmarks/sample_error.py)."""
+18 s, 3e-4 70 s and 1e-5 390 s. Billed on all hours, the sampled plan costs 0.006% (24 pools) and
+0.007% (50 pools) more than the plan optimized on all hours to 1e-5 (benchmarks/sample_error.py)."""
 
 
 def sample_for(problem: Problem, per_block: int | None) -> HourSample | None:
