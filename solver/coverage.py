@@ -79,7 +79,7 @@ def shared_bills() -> Iterator[None]:
     decision costs reuses the last kernel run. Rounding asks each candidate's present value (the
     objective), its nominal coverage and floors (the limits) and its CVaR: three bills of ~0.5 s
     each on all 175,200 scenario-hours at 200 pools, from one kernel run."""
-    token = _SHARED.set([None, None] if _SHARED.get() is None else _SHARED.get())
+    token = _SHARED.set(_SHARED.get() or [None, None])  # nested blocks share the outer slot
     try:
         yield
     finally:

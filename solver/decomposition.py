@@ -170,7 +170,7 @@ def _within_caps(y: np.ndarray, decisions: np.ndarray, pools: np.ndarray, segmen
     others[decisions] = 0.0
     left = caps - segments.link @ others
     ri = np.flatnonzero(segments.col_kind == 0)
-    room = np.full(int(segments.col_target.max(initial=-1)) + 1 if len(segments.col_target) else 0, np.inf)
+    room = np.full(int(segments.col_target.max(initial=-1)) + 1, np.inf)
     np.minimum.at(room, segments.col_target[ri], left[ri])
     order = np.lexsort((np.arange(len(decisions)), pools))
     want, pool = y[decisions][order], pools[order]
@@ -244,14 +244,15 @@ def solve_decomposition(
     cuts = _Cuts(inst, segments, per_segment, risky, risk if risky else None)
     limits = list(limits or [])
     upper_bound = inst.dec_upper.copy()
+    link = segments.link
+    coo = link.tocoo()
     caps = capacity_caps(segments) if capacity_caps is not None else None
     if caps is not None:  # no decision holds more than the capacity of any segment it is active in
-        link = segments.link.tocoo()
-        np.minimum.at(upper_bound, link.col, caps[link.row])
+        np.minimum.at(upper_bound, coo.col, caps[coo.row])
     model = _master(inst, segments, cuts, risk if risky else None, upper_bound, caps)
 
     def feasible(x: np.ndarray) -> bool:
-        if caps is not None and np.any(segments.link @ x > caps + 1e-9 * np.maximum(1.0, caps)):
+        if caps is not None and np.any(link @ x > caps + 1e-9 * np.maximum(1.0, caps)):
             return False
         return all(lim.holds(x) for lim in limits)
     key = (backend, cuts.key, risky, n, model.width)
@@ -293,7 +294,6 @@ def solve_decomposition(
             y[polish.decisions] = _within_caps(y, polish.decisions, polish.pools, segments, caps)
         return y
 
-    link = segments.link
     cap_hi = caps if caps is not None else np.full(segments.m, np.inf)
     everywhere = (np.zeros(n + segments.m), np.r_[upper_bound, cap_hi])
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
@@ -313,7 +313,6 @@ def solve_decomposition(
     # so they move freely (a box on the purchases took 27 iterations to 1e-3 at 200 pools × 12 dates
     # where this takes 18: every change of term or payment mix had to crawl through the box)
     scale = np.zeros(segments.m)
-    coo = link.tocoo()
     np.maximum.at(scale, coo.row, upper_bound[coo.col])
     scale = np.maximum(scale, 1e-9)
     radius = warm.radius if warm is not None and not fresh else 0.25

@@ -114,7 +114,6 @@ class HighsMaster:
         self.rhs = np.zeros(0)  # per row after the static ones: its lower side
         self.idle = np.zeros(0, dtype=int)  # consecutive solves each cut has been slack
         self.keys: list = []  # per row after the static ones: the limit's key, None for a cut
-        self.keep, self.patience = KEEP_CUTS, PATIENCE
 
     def _add(self, M: sp.csr_matrix, lo: np.ndarray, keys: list) -> None:
         M = M.tocsr()
@@ -191,14 +190,14 @@ class HighsMaster:
                                "solved from scratch")
 
     def _forget_idle_cuts(self, activity: np.ndarray) -> None:
-        """Drop cuts slack for ``patience`` solves once the pool is large: any subset of valid cuts
+        """Drop cuts slack for ``PATIENCE`` solves once the pool is large: any subset of valid cuts
         still gives a valid lower bound, and the master stays small enough to re-solve quickly."""
         slack = activity - self.rhs > 1e-9 * np.maximum(1.0, np.abs(self.rhs))
         is_cut = np.array([k is None for k in self.keys], dtype=bool)
         self.idle = np.where(slack & is_cut, self.idle + 1, 0)
-        if int(is_cut.sum()) <= self.keep:
+        if int(is_cut.sum()) <= KEEP_CUTS:
             return
-        self._delete(np.flatnonzero(self.idle >= self.patience))
+        self._delete(np.flatnonzero(self.idle >= PATIENCE))
 
 
 class GenericMaster:
