@@ -11,8 +11,7 @@ and a cost of capital. Each limit is a tightening of the unconstrained plan's fi
 of its $/h, 70% of its upfront, a utilization floor of 80%), a coverage band from 15 to 2 points below
 the coverage of the plan under those limits (so that its maximum binds), and the
 CVaR limit halfway between the CVaR of the cheapest plan under the others and that of a CVaR-averse
-plan under them (risk weight 1,000), so that it binds — or, when those two are within 0.5% (nothing
-left to trade), 0.1% above the cheapest plan's. Reported: seconds of the
+plan under them (risk weight 1,000), so that it binds. Reported: seconds of the
 every-limit plan (forecast + solve + figures; the plans that set its limits are not timed), peak
 memory, and the plans' figures.
 """
@@ -64,12 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     c = under.summary.coverage
     limits.update(coverage_min=max(0.0, c - 0.15), coverage_max=max(0.0, c - 0.02))
     # the CVaR limit halfway between the CVaR of the cheapest plan under the other limits and that
-    # of a CVaR-averse plan under them (risk weight 1,000), so that it binds; when the two are within
-    # 0.5% (the other limits leave no risk to trade), 0.1% above the cheapest plan's: active, not binding
+    # of a CVaR-averse plan under them (risk weight 1,000), so that it binds
     others = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=Policy(**limits))
     averse = plan_for_history(history, book, args.months, scenarios=args.scenarios, policy=Policy(**limits, risk_weight=1000.0))
-    tradeable = others.risk.cvar_cost - averse.risk.cvar_cost > 0.005 * others.risk.cvar_cost
-    limit = 0.5 * (others.risk.cvar_cost + averse.risk.cvar_cost) if tradeable else 1.001 * others.risk.cvar_cost
+    limit = 0.5 * (others.risk.cvar_cost + averse.risk.cvar_cost)
     policy = Policy(**limits, cvar_limit=limit)
     t0 = time.perf_counter()
     try:

@@ -14,6 +14,7 @@ certified lower bound: the loop stops when the best billed cost is within ``gap`
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +29,8 @@ from solver.newsvendor import NewsvendorLevels
 from solver.instance import Instance
 from solver.segments import CapacitySegments
 
+log = logging.getLogger("commitplan.solver")
+
 
 @dataclass
 class DecompositionResult:
@@ -38,6 +41,8 @@ class DecompositionResult:
     seconds: float
     status: str
     history: list[tuple[float, float, float]] = field(default_factory=list)  # (seconds, lower, upper)
+    cvar: float | None = None  # CVaR of x, when a CVaR limit was held
+    cvar_price: float | None = None  # the CVaR limit's multiplier: $ of objective per $ of CVaR limit
 
     @property
     def gap(self) -> float:
@@ -80,13 +85,18 @@ class _Cuts:
         H = inst.hours
         self.matrix = sp.csr_matrix((np.ones(H), (labels, np.arange(H))), shape=(self.k, H))
 
-    def at(self, x: np.ndarray) -> tuple[float, sp.csr_matrix, np.ndarray, np.ndarray]:
-        """Evaluate the objective at x; return (value, cut rows (k × m), their right-hand sides, marginal costs e)."""
+    def at(self, x: np.ndarray) -> tuple[float, float | None, sp.csr_matrix, np.ndarray, np.ndarray]:
+        """Evaluate the objective at x; return (value, its CVaR (with a risk spec), cut rows (k × m),
+        their right-hand sides, marginal costs e)."""
         cov = evaluate(self.inst, x, duals=True)
         values = self.matrix @ cov.on_demand_hourly
         grads = self.segments.gradients(cov, self.matrix, self.cluster_segment)
         rhs = values - grads @ (self.segments.link @ x)
-        return risk_objective(self.inst, x, cov, self.risk), grads, rhs, cov.e
+        expected = total_cost(self.inst, x, cov)
+        if self.risk is None:
+            return expected, None, grads, rhs, cov.e
+        tail = cvar(scenario_costs(self.inst, x, cov), self.inst.scenario_weights, self.risk.alpha)
+        return expected + self.risk.weight * tail, tail, grads, rhs, cov.e
 
 
 def risk_objective(inst: Instance, x: np.ndarray, cov=None, risk: RiskSpec | None = None) -> float:
@@ -118,9 +128,9 @@ class LinearLimit:
 
 
 def _master(inst: Instance, segments: CapacitySegments, cuts: "_Cuts", risk: RiskSpec | None,
-            upper: np.ndarray, caps: np.ndarray | None) -> MasterModel:
+            upper: np.ndarray, caps: np.ndarray | None, cvar_limit: float | None) -> MasterModel:
     """The master's static part: capacity links and the CVaR rows (with their columns)."""
-    risk_rows = _risk_rows(inst, cuts, risk) if risk is not None else None
+    risk_rows = _risk_rows(inst, cuts, risk, cvar_limit) if risk is not None else None
     return master_model(inst.dec_window_cost, upper, segments.steps(), cuts.k, risk_rows, caps)
 
 
@@ -133,6 +143,13 @@ def _limit_rows(limits: list[LinearLimit], n: int) -> tuple[list, sp.csr_matrix,
     return keys, sp.csr_matrix(A), -np.array([lim.bound for lim in limits], dtype=float)
 
 
+SHIFT_EMPTY = 5.0
+CVAR_MARGIN = 1e-5
+"""A CVaR limit's master row aims this share of the limit inside it: the plans the master proposes
+approach its row from above (the cuts under-estimate each scenario's cost), so the last ones meet
+the limit itself. It costs the limit's multiplier times 1e-5 of the limit (at 200 pools, ~0.03 $)."""
+
+
 @dataclass
 class WarmStart:
     """The master LPs of one solve, kept for the next solve of the same instance and hour clusters
@@ -142,23 +159,33 @@ class WarmStart:
     key: tuple | None = None
     masters: tuple | None = None
     radius: float = 0.25  # the trust region's last radius: a round starts where the last one ended
+    penalty: float = 1.0  # $ of merit per $ of CVaR over a CVaR limit (see solve_decomposition)
 
 
-def _risk_rows(inst: Instance, cuts: "_Cuts", risk: RiskSpec):
+def _risk_rows(inst: Instance, cuts: "_Cuts", risk: RiskSpec, cvar_limit: float | None = None):
     """Columns η (free) and z_s ≥ 0 and rows z_s + η − c·x − Σ_{k∈s} θ_k / w_s ≥ fixed (one per
-    scenario), over [x | θ | η | z]."""
+    scenario), over [x | θ | η | z]. With a CVaR limit L, also a column v ≥ 0 (the violation) and
+    the row η + Σ_s w_s z_s / (1 − α) − v ≤ L: the trust-region master prices v (an exact penalty),
+    the bounding master holds it at 0."""
     w = inst.scenario_weights
     S, n, k = len(w), inst.n_decisions, cuts.k
-    cost = np.r_[risk.weight, risk.weight * w / (1 - risk.alpha)]
-    lo = np.r_[-INF, np.zeros(S)]
-    A = np.zeros((S, n + k + 1 + S))
-    A[:, :n] = -inst.dec_window_cost
+    limited = cvar_limit is not None
+    cost = np.r_[risk.weight, risk.weight * w / (1 - risk.alpha), np.zeros(int(limited))]
+    lo = np.r_[-INF, np.zeros(S + int(limited))]
+    A = np.zeros((S + int(limited), n + k + 1 + S + int(limited)))
+    A[:S, :n] = -inst.dec_window_cost
     scen = cuts.cluster_scenario
     inv_w = np.divide(1.0, w, out=np.zeros_like(w), where=w > 0)
     A[scen, n + np.arange(k)] = -inv_w[scen]
-    A[:, n + k] = 1.0
+    A[:S, n + k] = 1.0
     A[np.arange(S), n + k + 1 + np.arange(S)] = 1.0
-    return cost, lo, A, np.full(S, inst.existing_cost)
+    rhs = np.full(S, inst.existing_cost)
+    if limited:  # −η − Σ w_s z_s / (1 − α) + v ≥ −L
+        A[S, n + k] = -1.0
+        A[S, n + k + 1 : n + k + 1 + S] = -w / (1 - risk.alpha)
+        A[S, -1] = 1.0
+        rhs = np.r_[rhs, -cvar_limit]
+    return cost, lo, A, rhs
 
 
 def _within_caps(y: np.ndarray, decisions: np.ndarray, pools: np.ndarray, segments: CapacitySegments,
@@ -184,6 +211,16 @@ def _within_caps(y: np.ndarray, decisions: np.ndarray, pools: np.ndarray, segmen
     out = np.empty(len(decisions))
     out[order] = taken - before
     return out
+
+
+def _scaled_into(x: np.ndarray, link: sp.csr_matrix, caps: np.ndarray | None) -> np.ndarray:
+    """t·x with the largest t ≤ 1 whose capacities fit ``caps`` (limits a·x ≤ b with b ≥ 0 that x
+    met, t·x meets too)."""
+    if caps is None:
+        return x
+    held = link @ x
+    over = held > caps
+    return x * float(np.min(caps[over] / held[over])) if np.any(over) else x
 
 
 def _initial_point(inst: Instance) -> np.ndarray:
@@ -217,12 +254,18 @@ def solve_decomposition(
     limits: list[LinearLimit] | None = None,
     warm: WarmStart | None = None,
     capacity_caps: Callable[[CapacitySegments], np.ndarray] | None = None,
+    cvar_limit: float | None = None,
 ) -> DecompositionResult:
     """Minimize the (risk) objective of ``inst`` under ``limits`` to a certified ``gap``.
 
     ``warm``: masters this call takes up (when built for the same instance, backend and hour
     clusters) and leaves for the next call, with their cuts and basis. ``capacity_caps`` gives the
     most capacity each pool and layer may hold in each time segment (utilization floors).
+    ``cvar_limit``: the most CVaR at ``risk.alpha`` the plan may have. The master holds it as a row
+    over its CVaR columns, aimed ``CVAR_MARGIN`` inside (the cuts under-estimate each scenario's
+    cost, so the plans it proposes approach the row from above); the trust region ranks plans by
+    objective plus a penalty on their billed excess, and a plan is returned as optimal only when
+    its billed CVaR meets the limit. A master infeasible under the limit proves that no plan meets it.
     """
     t0 = time.perf_counter()
     n = inst.n_decisions
@@ -234,7 +277,10 @@ def solve_decomposition(
         # more clusters give stronger cuts but a denser master: measured best at 16 for ~50
         # decisions and 48 for 200 to 1,000 (benchmarks/)
         clusters = 16 if n <= 100 else 48
-    risky = risk is not None and risk.weight > 0
+    if cvar_limit is not None and risk is None:
+        raise ValueError("a CVaR limit needs the risk spec that names its alpha")
+    limited = cvar_limit is not None
+    risky = risk is not None and (risk.weight > 0 or limited)
     S = len(inst.scenario_weights)
     segments = CapacitySegments.of(inst)
     G = segments.count
@@ -249,28 +295,70 @@ def solve_decomposition(
     caps = capacity_caps(segments) if capacity_caps is not None else None
     if caps is not None:  # no decision holds more than the capacity of any segment it is active in
         np.minimum.at(upper_bound, coo.col, caps[coo.row])
-    model = _master(inst, segments, cuts, risk if risky else None, upper_bound, caps)
+    aim = cvar_limit - CVAR_MARGIN * abs(cvar_limit) if limited else None
+    eta = n + segments.m + cuts.k
+    tail_w = inst.scenario_weights / (1 - risk.alpha) if limited else None
+    model = _master(inst, segments, cuts, risk if risky else None, upper_bound, caps, aim)
 
-    def feasible(x: np.ndarray) -> bool:
-        if caps is not None and np.any(link @ x > caps + 1e-9 * np.maximum(1.0, caps)):
+    def feasible(x: np.ndarray, tol: float = 1e-9) -> bool:
+        if caps is not None and np.any(link @ x > caps + tol * np.maximum(1.0, caps)):
             return False
-        return all(lim.holds(x) for lim in limits)
-    key = (backend, cuts.key, risky, n, model.width)
+        return all(lim.holds(x, tol) for lim in limits)
+    key = (backend, cuts.key, risky, n, model.width, aim)
     fresh = warm is None or warm.key != key
     if not fresh:
         master, bound_master = warm.masters
     elif backend == "highs":
         # two live masters: the trust-region one moves its bounds every iteration; the unboxed one,
         # which certifies the lower bound, keeps its bounds and so warm-starts well
-        master, bound_master = HighsMaster(model), HighsMaster(model)
+        master = HighsMaster(model)
+        bound_master = master if limited else HighsMaster(model)
+    elif limited:  # the trust-region master prices the CVaR excess, the bounding one forbids it
+        master, bound_master = GenericMaster(model, backend), GenericMaster(model, backend)
     else:
         master = bound_master = GenericMaster(model, backend)
     if warm is not None:
         warm.key, warm.masters = key, (master, bound_master)
+        if fresh:
+            warm.penalty = 1.0
+    penalty = warm.penalty if warm is not None else 1.0  # $ of merit per $ of CVaR over the aim
     limit_keys, limit_A, limit_lo = _limit_rows(limits, n)
+
+    def set_columns(mst, bounding: bool) -> None:
+        cost, hi = model.cost.copy(), model.col_hi.copy()
+        if limited:  # the excess column: priced in the trust-region master, held at 0 in the bounding one
+            cost[-1], hi[-1] = (0.0, 0.0) if bounding else (penalty, INF)
+        mst.set_columns(cost, hi)
     for mst in {id(master): master, id(bound_master): bound_master}.values():
         mst.set_limits(limit_keys, limit_A, limit_lo)
-        mst.set_columns(model.cost, model.col_hi)
+        set_columns(mst, mst is bound_master and mst is not master)
+    limit_row, shift = model.rows.shape[0] - 1, 0.0
+    if limited and not fresh:  # a kept master may still aim where the last solve moved it
+        master.set_static_lower(limit_row, -aim)
+    price = [None]  # the CVaR row's multiplier in the bounding master, when solved
+
+    def bound() -> float:
+        nonlocal penalty, shift
+        if bound_master is master and limited:  # one master: open its box, forbid the excess, aim at the limit
+            set_columns(master, True)
+            master.set_static_lower(limit_row, -aim)
+        x_b, value = bound_master.solve(*everywhere)
+        if bound_master is master and limited:
+            set_columns(master, False)
+            master.set_static_lower(limit_row, -(aim - shift))
+        if limited:
+            d = bound_master.row_dual(model.rows.shape[0] - 1)
+            if d is not None:
+                price[0] = abs(d)
+                if 2 * price[0] > penalty:  # an exact penalty needs more than the multiplier
+                    penalty = 2 * price[0]
+                    set_columns(master, False)
+                    if warm is not None:
+                        warm.penalty = penalty
+        if limited and kept[2] is None:  # the model's best plan under the limit: a start for blends
+            x_b = np.clip(x_b, 0, upper_bound)
+            keep(x_b, *probe(x_b))
+        return value
 
     polish = NewsvendorLevels(inst)
     last_e = [None]
@@ -280,11 +368,23 @@ def solve_decomposition(
         if bound_master is not master:
             bound_master.add_cuts(rows, rhs)
 
-    def probe(x: np.ndarray) -> float:
-        F, grads, rhs, e = cuts.at(x)
+    def probe(x: np.ndarray) -> tuple[float, float]:
+        """(objective, billed CVaR or 0 without a limit) of x; its cuts join the masters."""
+        F, tail, grads, rhs, e = cuts.at(x)
         add(grads, rhs)
         last_e[0] = e
-        return F
+        return F, tail if limited else 0.0
+
+    def merit(F: float, tail: float) -> float:
+        return F + penalty * max(0.0, tail - aim) if limited else F
+
+    # with a CVaR limit the trust region follows the merit, which may rank a plan over the limit
+    # best; the certificate and the answer are the cheapest probed plan that meets every limit
+    kept: list = [np.inf, np.inf, None]  # its objective, CVaR and quantities
+
+    def keep(x: np.ndarray, F: float, tail: float) -> None:
+        if limited and tail <= cvar_limit and F < kept[0] and feasible(x, 1e-7):  # the master's plans hold its rows to 1e-7
+            kept[:] = [F, tail, x]
 
     def polished(x: np.ndarray) -> np.ndarray:
         """x with each pool's reservation at its newsvendor level for the current marginal costs."""
@@ -299,11 +399,14 @@ def solve_decomposition(
     best_x = np.clip(_initial_point(inst) if x0 is None else np.asarray(x0, float), 0, upper_bound)
     if not feasible(best_x):
         probe(best_x)  # its cuts are valid anyway
+        best_x = _scaled_into(best_x, link, caps)  # caps re-drawn below the last plan: scale it down to them
+    if not feasible(best_x):
         best_x = np.zeros(n)  # buying nothing meets every limit on purchases ...
         if not feasible(best_x):  # ... but not a coverage minimum: start from the unboxed master's point
             best_x, _ = bound_master.solve(*everywhere)
             best_x = np.clip(best_x, 0, upper_bound)
-    best_F = probe(best_x)
+    best_F, best_tail = probe(best_x)
+    keep(best_x, best_F, best_tail)
     if fresh:  # cuts spread over the box, so the first master is bounded
         probe(np.zeros(n))
         probe(upper_bound * 0.5)
@@ -323,36 +426,62 @@ def solve_decomposition(
         at = link @ best_x
         lo_c, hi_c = np.maximum(0.0, at - radius * scale), np.minimum(cap_hi, at + radius * scale)
         x_m, model_val = master.solve(np.r_[np.zeros(n), lo_c], np.r_[upper_bound, hi_c])
+        if limited:  # the master's CVaR at its plan: η + Σ_s w_s z_s / (1 − α), columns [x | C | θ | η | z | v]
+            model_tail = float(master.columns[eta] + tail_w @ master.columns[eta + 1 : -1])
         c_m = link @ x_m
         tol = 1e-9 * scale
         box_active = np.any((c_m <= lo_c + tol) & (lo_c > tol)) or np.any((c_m >= hi_c - tol) & (hi_c < cap_hi - tol))
-        if not box_active:
+        if not box_active and shift == 0.0:  # (an aim moved inside bounds only the moved problem)
             lower = max(lower, fixed + model_val)
-        elif best_F - (fixed + model_val) <= gap * abs(best_F) or it % 5 == 0:
-            _, global_val = bound_master.solve(*everywhere)
-            lower = max(lower, fixed + global_val)
-        F = probe(x_m)
+        elif not box_active or (kept[0] if limited else best_F) - (fixed + model_val) <= gap * abs(best_F) or it % 5 == 0:
+            lower = max(lower, fixed + bound())
+        F, tail = probe(x_m)
+        keep(x_m, F, tail)
+        under = max(0.0, tail - model_tail) if limited else 0.0
         if use_polish and len(polish.decisions):
             x_p = polished(x_m)
-            F_p = probe(x_p)
-            if F_p < F and feasible(x_p):
-                x_m, F = x_p, F_p
-        predicted = best_F - (fixed + model_val)
-        if F < best_F - 0.1 * max(predicted, 0.0) or F < best_F - 1e-12 * abs(best_F) and predicted <= 0:
-            if box_active and F < best_F - 0.5 * predicted:
+            F_p, tail_p = probe(x_p)
+            keep(x_p, F_p, tail_p)
+            if merit(F_p, tail_p) < merit(F, tail) and feasible(x_p):
+                x_m, F, tail = x_p, F_p, tail_p
+        incumbent, candidate = merit(best_F, best_tail), merit(F, tail)
+        predicted = incumbent - (fixed + model_val)
+        if candidate < incumbent - 0.1 * max(predicted, 0.0) or candidate < incumbent - 1e-12 * abs(incumbent) and predicted <= 0:
+            if box_active and candidate < incumbent - 0.5 * predicted:
                 radius = min(1.0, radius * 2)
-            best_x, best_F = x_m, F
+            best_x, best_F, best_tail = x_m, F, tail
+            if limited:  # the master's next plans aim inside by what it under-estimated this one's CVaR
+                shift = min(under * (SHIFT_EMPTY if kept[2] is None else 1.0), 0.05 * abs(aim))
+                master.set_static_lower(limit_row, -(aim - shift))
         else:
             radius = max(1e-4, radius * 0.5)
+            if limited and shift > 0:  # the aim moved inside may be what keeps the master from a better plan
+                shift = 0.5 * shift if shift > 1e-9 * abs(aim) else 0.0
+                master.set_static_lower(limit_row, -(aim - shift))
         history.append((time.perf_counter() - t0, lower, best_F))
         if warm is not None:
             warm.radius = radius
         if progress:
             progress(it, lower, best_F)
-        if best_F - lower <= gap * abs(best_F):
+        if limited and best_tail > cvar_limit and kept[2] is not None and merit(best_F, best_tail) - lower <= gap * abs(best_F):
+            # the model is good enough but its best plan is over the limit: the CVaR of a blend with the
+            # kept plan is at most the blend of theirs (CVaR is convex), so the blend that meets the aim
+            # does, and it costs at most the blend of their costs
+            t = float(np.clip((max(aim, kept[1]) - kept[1]) / (best_tail - kept[1]), 0.0, 1.0))
+            x_t = kept[2] + t * (best_x - kept[2])
+            keep(x_t, *probe(x_t))
+        upper = kept[0] if limited else best_F
+        if np.isfinite(upper) and upper - lower <= gap * abs(upper):
             status = "optimal"
             break
         if time.perf_counter() - t0 > time_limit:
             status = "time_limit"
             break
-    return DecompositionResult(best_x, best_F, lower, it, time.perf_counter() - t0, status, history)
+    if limited and price[0] is None:
+        bound()
+    log.debug("decomposition: %d iterations, %.1f s, %s, lower %.2f, upper %.2f%s", it, time.perf_counter() - t0, status,
+              lower, kept[0] if limited else best_F, f", CVaR penalty {penalty:.3g}, multiplier {price[0]}" if limited else "")
+    if limited and kept[2] is not None:
+        best_x, best_F, best_tail = kept[2], kept[0], kept[1]
+    return DecompositionResult(best_x, best_F, lower, it, time.perf_counter() - t0, status, history,
+                               cvar=best_tail if limited else None, cvar_price=price[0])

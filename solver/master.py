@@ -165,7 +165,16 @@ class HighsMaster:
         sol = np.asarray(solution.col_value)
         value = self.h.getInfo().objective_function_value
         self._forget_idle_cuts(np.asarray(solution.row_value)[self.static :])
+        self.columns = sol
         return sol[:n], value
+
+    def row_dual(self, i: int) -> float:
+        """The multiplier of row ``i`` (static rows first) in the last solve."""
+        return float(self.h.getSolution().row_dual[i])
+
+    def set_static_lower(self, i: int, lo: float) -> None:
+        """Move the lower side of static row ``i`` (a CVaR limit's aim)."""
+        self.h.changeRowBounds(i, lo, self.h.getInfinity())
 
     def _run(self) -> None:
         """Solve from the last basis; when simplex stalls on it (status Unknown — seen at 200 pools ×
@@ -209,6 +218,7 @@ class GenericMaster:
         self.rows: list[sp.csr_matrix] = []
         self.lo: list[np.ndarray] = []
         self.limits = (sp.csr_matrix((0, model.width)), np.zeros(0))
+        self.row_lo = model.row_lo.copy()
 
     def add_cuts(self, rows: sp.csr_matrix, rhs: np.ndarray) -> None:
         self.rows.append(self.model.cut_rows(rows))
@@ -221,16 +231,24 @@ class GenericMaster:
         n = self.model.n
         self.cost[n:], self.col_hi[n:] = cost[n:], col_hi[n:]
 
+    def row_dual(self, i: int) -> None:
+        """Not read from these backends: a CVaR limit's penalty then keeps its starting value."""
+        return None
+
+    def set_static_lower(self, i: int, lo: float) -> None:
+        self.row_lo[i] = lo
+
     def solve(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, float]:
         mdl = self.model
         col_lo, col_hi = mdl.col_lo.copy(), self.col_hi.copy()
         col_lo[: len(lo)], col_hi[: len(lo)] = lo, hi
         extra = [self.limits[0]] + self.rows
         lp = LinearProgram(c=self.cost, A=sp.vstack([mdl.rows] + extra).tocsr(),
-                           row_lo=np.concatenate([mdl.row_lo, self.limits[1]] + self.lo),
+                           row_lo=np.concatenate([self.row_lo, self.limits[1]] + self.lo),
                            row_hi=np.concatenate([mdl.row_hi] + [np.full(M.shape[0], INF) for M in extra]),
                            col_lo=col_lo, col_hi=col_hi)
         res = solve_lp(lp, self.backend)
         if res.status is not LPStatus.OPTIMAL:
             raise RuntimeError(f"master LP ({self.backend}): {res.status.value}")
+        self.columns = res.x
         return res.x[: mdl.n], res.objective

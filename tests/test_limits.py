@@ -121,6 +121,7 @@ def test_cvar_limit_holds_recomputed_from_the_simulator_and_costs_the_least_need
     assert recomputed == pytest.approx(res.cvar, rel=1e-9)
     assert recomputed <= limit * (1 + 1e-9)
     assert free.expected_cost - 1e-6 <= res.expected_cost <= averse.expected_cost + 1e-6
+    assert any(note.startswith("the CVaR limit binds") for note in res.notes)
 
 
 def test_with_a_cost_of_capital_the_cvar_limit_holds_on_present_values():

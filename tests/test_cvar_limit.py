@@ -1,0 +1,143 @@
+"""A CVaR limit held as a row in the decomposition's master, checked against the extensive form:
+the pool-hour LP of every scenario with Rockafellar–Uryasev rows, solved whole by HiGHS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from models.policy import Policy
+from solver.backends import INF, LinearProgram, LPStatus, solve_lp
+from solver.constrained import Problem, solve_rows
+from solver.decomposition import CVAR_MARGIN, RiskSpec, solve_decomposition
+from solver.naive_lp import build_naive_lp
+from solver.stochastic import build_scenario_instance, solve_expected_cost
+from tests.factories import scaled_scenarios
+
+
+def _case(seed: int, scenarios: int = 5, pools: int = 4, hours: int = 240):
+    rng, out, prices = scaled_scenarios(seed, scenarios, pools, hours, 0.5, 1.4)
+    w = rng.dirichlet(np.ones(scenarios))
+    inst = build_scenario_instance(out, w / w.sum(), prices, prune_dominated=False)
+    return inst, out, w / w.sum(), prices
+
+
+def extensive_form(inst, alpha: float, limit: float | None = None, weight: float = 0.0) -> LinearProgram:
+    """min E[cost] + weight·CVaR (s.t. CVaR ≤ limit) over the pool-hour LP: columns η and z_s ≥ 0,
+    rows z_s + η − (cost of scenario s) ≥ 0 and η + Σ_s w_s z_s / (1 − α) ≤ limit."""
+    lp = build_naive_lp(inst)
+    n, w = inst.n_decisions, inst.scenario_weights
+    S, cols = len(w), lp.A.shape[1]
+    need = inst.u - inst.existing_ri
+    t_idx, _ = np.nonzero(need > 0)  # the on-demand columns n .. n + m, in build_naive_lp's order
+    m = len(t_idx)
+    scen = inst.hour_scenario[t_idx]
+    rows = [np.repeat(np.arange(S), n), scen, np.arange(S), np.arange(S)]
+    columns = [np.tile(np.arange(n), S), n + np.arange(m), np.full(S, cols), cols + 1 + np.arange(S)]
+    values = [np.tile(-inst.dec_window_cost, S), -lp.c[n : n + m] / w[scen], np.ones(S), np.ones(S)]
+    cost_rows = sp.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))), shape=(S, cols + 1 + S))
+    tail = sp.csr_matrix(np.r_[np.zeros(cols), 1.0, w / (1 - alpha)][None, :])
+    A = sp.vstack([sp.hstack([lp.A, sp.csr_matrix((lp.A.shape[0], 1 + S))]), cost_rows, tail]).tocsr()
+    return LinearProgram(
+        c=np.r_[lp.c, weight, weight * w / (1 - alpha)], A=A,
+        row_lo=np.r_[lp.row_lo, np.full(S, inst.existing_cost), -INF],
+        row_hi=np.r_[lp.row_hi, np.full(S, INF), INF if limit is None else limit],
+        col_lo=np.r_[lp.col_lo, -INF, np.zeros(S)], col_hi=np.r_[lp.col_hi, np.full(1 + S, INF)], offset=inst.existing_cost,
+    )
+
+
+def _optimum(inst, alpha: float, limit: float | None = None, weight: float = 0.0) -> float:
+    res = solve_lp(extensive_form(inst, alpha, limit, weight), "highs")
+    assert res.status is LPStatus.OPTIMAL
+    return res.objective
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_the_continuous_plan_under_a_cvar_limit_is_the_extensive_forms_optimum(seed: int) -> None:
+    """The decomposition's plan meets the limit as billed, and its expected cost lies between the
+    extensive form's optimum at the limit and at the limit aimed ``CVAR_MARGIN`` inside."""
+    inst, *_ = _case(seed)
+    alpha = 0.8
+    free, least = _tails(inst, alpha)
+    assert least < free - 1e-3 * abs(free), "the case must have risk to trade"
+    for share in (0.25, 0.5, 0.9):
+        limit = free - share * (free - least)
+        res, _ = solve_rows(Problem(objective=inst, nominal=inst, cvar_limit=limit, alpha=alpha), None, "highs", 1e-7, None)
+        assert res.cvar <= limit * (1 + 1e-12)
+        at_limit = _optimum(inst, alpha, limit)
+        inside = _optimum(inst, alpha, limit - CVAR_MARGIN * abs(limit))
+        assert at_limit * (1 - 1e-7) <= res.upper <= inside * (1 + 2e-7), share
+        assert res.lower <= inside * (1 + 1e-9)  # a bound on the problem it solves: the limit aimed inside
+
+
+def _tails(inst, alpha: float) -> tuple[float, float]:
+    """CVaR of the risk-neutral optimum, and the least CVaR any plan has (both from the extensive form)."""
+    lp = extensive_form(inst, alpha)
+    neutral = solve_lp(lp, "highs")
+    S = len(inst.scenario_weights)
+    # at the risk-neutral optimum η and z are free to be anything feasible: minimize CVaR with the plan's cost fixed
+    fixed = LinearProgram(c=np.r_[np.zeros(len(lp.c) - 1 - S), 1.0, inst.scenario_weights / (1 - alpha)],
+                          A=sp.vstack([lp.A, sp.csr_matrix(lp.c[None, :])]).tocsr(),
+                          row_lo=np.r_[lp.row_lo, -INF], row_hi=np.r_[lp.row_hi, neutral.objective - lp.offset + 1e-6 * abs(neutral.objective)],
+                          col_lo=lp.col_lo, col_hi=lp.col_hi)
+    free = solve_lp(fixed, "highs").objective
+    least = solve_lp(LinearProgram(c=fixed.c, A=lp.A, row_lo=lp.row_lo, row_hi=lp.row_hi, col_lo=lp.col_lo, col_hi=lp.col_hi),
+                     "highs").objective
+    return free, least
+
+
+def test_the_limits_multiplier_is_the_slope_of_the_optimal_cost() -> None:
+    """The reported multiplier λ is a subgradient of the optimal expected cost V(L) as a function of
+    the limit: V(L − δ) − V(L) ≥ λδ ≥ V(L) − V(L + δ) (V is convex and falls as L rises)."""
+    inst, *_ = _case(7)
+    alpha = 0.8
+    free, least = _tails(inst, alpha)
+    limit = free - 0.5 * (free - least)
+    res, _ = solve_rows(Problem(objective=inst, nominal=inst, cvar_limit=limit, alpha=alpha), None, "highs", 1e-8, None)
+    lam = res.cvar_price
+    assert lam is not None and lam > 0
+    aim = limit - CVAR_MARGIN * abs(limit)
+    delta = 1e-3 * (free - least)
+    here = _optimum(inst, alpha, aim)
+    tighter, looser = _optimum(inst, alpha, aim - delta), _optimum(inst, alpha, aim + delta)
+    tol = 1e-7 * abs(here)
+    assert tighter - here >= lam * delta - tol
+    assert lam * delta >= here - looser - tol
+
+
+def test_the_plan_under_a_cvar_limit_minimizes_expected_cost_plus_its_multiplier_times_cvar() -> None:
+    """Lagrangian duality: the same optimum as the extensive form with weight λ on CVaR and no limit."""
+    inst, *_ = _case(8)
+    alpha = 0.8
+    free, least = _tails(inst, alpha)
+    limit = free - 0.5 * (free - least)
+    res, _ = solve_rows(Problem(objective=inst, nominal=inst, cvar_limit=limit, alpha=alpha), None, "highs", 1e-8, None)
+    lam = res.cvar_price
+    weighted = _optimum(inst, alpha, weight=lam)
+    assert res.upper + lam * res.cvar == pytest.approx(weighted, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["ortools"])
+def test_a_cvar_limit_holds_on_another_backend(backend: str) -> None:
+    """Masters rebuilt by another LP solver (no multipliers read: the penalty keeps its start) reach
+    the same optimum."""
+    inst, *_ = _case(7)
+    alpha = 0.8
+    free, least = _tails(inst, alpha)
+    limit = free - 0.5 * (free - least)
+    risk = RiskSpec(alpha=alpha)
+    ref = solve_decomposition(inst, gap=1e-7, risk=risk, cvar_limit=limit)
+    other = solve_decomposition(inst, backend=backend, gap=1e-7, risk=risk, cvar_limit=limit)
+    assert other.status == "optimal" and other.cvar <= limit
+    assert other.upper == pytest.approx(ref.upper, rel=2e-7)
+
+
+def test_a_cvar_limit_no_plan_meets_is_reported_by_the_master() -> None:
+    """Below the least CVaR the bounding master, which relaxes the problem, has no solution: the
+    solve stops with the least CVaR in words instead of iterating."""
+    inst, scenarios, w, prices = _case(7)
+    alpha = 0.8
+    _, least = _tails(inst, alpha)
+    with pytest.raises(Exception, match="least CVaR any plan reaches"):
+        solve_expected_cost(scenarios, w, prices, policy=Policy(cvar_limit=0.99 * least, alpha=alpha))
