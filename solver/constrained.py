@@ -122,7 +122,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
                       float(x[problem.nominal.dec_kind == 1].sum()))
         if measures.meets(x, t, tol=1e-6) and not missed_cvar and (best is None or res.upper < best[0].upper):
             best = (res, rounds)
-        changed = missed_cvar
+        changed = False
         if t.coverage_min is not None and measures.coverage(x) < t.coverage_min:
             outer.append(coverage_min_row(measures, x, t.coverage_min + COVERAGE_MARGIN))
             changed = True
@@ -136,9 +136,11 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
                 changed = changed or not np.allclose(point, x) or prev is None
             prev = res.upper
         if not changed:
-            if gap <= final_gap:
+            if gap <= final_gap and not missed_cvar:
                 return res, rounds
-            gap = final_gap  # the rows and caps have settled: solve them to the gap asked for
+            # the rows and caps have settled: solve them to the gap asked for (with the CVaR limit
+            # now held, if that was all that changed: a round at ROUND_GAP first would repeat its work)
+            gap = final_gap
         x0 = x
     if best is None:
         raise Infeasible("the coverage band and utilization floors were not met after "

@@ -115,8 +115,14 @@ def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
     residual, sp_used, od_hourly, e, pi, lam, sp_need = raw
     w = inst.hour_weight
     cov = Coverage(residual, ri_cap, sp_cap, sp_used, od_hourly if w is None else od_hourly * w, sp_need=sp_need)
+    if duals and w is not None and slot is None:  # the kernel's own arrays: weigh them in place (hours × pools each)
+        e *= w[:, None]
+        pi *= w[:, None]
+        lam *= w[:, None]
+    elif duals and w is not None:  # kept in the shared slot for other weights: copies
+        e, pi, lam = e * w[:, None], pi * w[:, None], lam * w[:, None]
     if duals:
-        cov.e, cov.pi, cov.lam = (e, pi, lam) if w is None else (e * w[:, None], pi * w[:, None], lam * w[:, None])
+        cov.e, cov.pi, cov.lam = e, pi, lam
     return cov
 
 

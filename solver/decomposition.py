@@ -143,7 +143,10 @@ def _limit_rows(limits: list[LinearLimit], n: int) -> tuple[list, sp.csr_matrix,
     return keys, sp.csr_matrix(A), -np.array([lim.bound for lim in limits], dtype=float)
 
 
-SHIFT_EMPTY = 5.0
+SHIFT_EMPTY = 2.0
+"""Until a plan that meets a CVaR limit is found, the master's aim moves inside by this many times its
+last under-estimate of CVaR, to find one sooner (at 200 pools the round with the limit took 19
+iterations with 1 or 2, 22 with 5)."""
 CVAR_MARGIN = 1e-5
 """A CVaR limit's master row aims this share of the limit inside it: the plans the master proposes
 approach its row from above (the cuts under-estimate each scenario's cost), so the last ones meet

@@ -65,8 +65,11 @@ def layer_cover(inst: Instance, x: np.ndarray, layers: set[int]) -> dict[int, tu
         after = residual_with_layers_below(s + 1)
         cache[s + 1] = after
         E = inst.layers[s].pools
-        units = before[:, E] - after[:, E]
-        out[s] = (units @ inst.layers[s].rates, units @ inst.on_demand[E])
+        # (before − after)[:, E] @ rates as products with rates spread over every pool: no copy of the
+        # hours × pools block (at 175,200 hours × 200 pools the copies took 5 s)
+        rate, value = np.zeros(inst.n_pools), np.zeros(inst.n_pools)
+        rate[E], value[E] = inst.layers[s].rates, inst.on_demand[E]
+        out[s] = (before @ rate - after @ rate, before @ value - after @ value)
     return out
 
 

@@ -41,8 +41,14 @@ def sample_for(problem: Problem, per_block: int | None) -> HourSample | None:
 
 
 def on_sample(problem: Problem, sample: HourSample) -> Problem:
-    return replace(problem, objective=restrict(problem.objective, sample), nominal=restrict(problem.nominal, sample),
-                   caps=None)
+    nominal = restrict(problem.nominal, sample)
+    objective = nominal
+    if problem.objective is not problem.nominal:
+        # the discounted instance on the nominal sample's own usage arrays, so that one bill of a plan
+        # serves its present value and its limits (coverage.shared_bills: rounding bills each candidate)
+        objective = replace(restrict(problem.objective, sample), usage=nominal.usage, existing_ri=nominal.existing_ri,
+                            existing_sp=nominal.existing_sp, hour_time=nominal.hour_time)
+    return replace(problem, objective=objective, nominal=nominal, caps=None)
 
 
 def solve_sampled(problem: Problem, sample: HourSample, backend: str = "highs", gap: float = 1e-6, rounds: int = 3) -> Solution:
