@@ -89,7 +89,7 @@ def plan(
             matrix, book, held = _load(usage, prices, existing)
             result = _solve_with_progress(matrix, book, held, backend, method, gap, rules)
         else:
-            from solver.decomposition import RiskSpec
+            from solver.risk import RiskSpec
             from solver.future_plan import plan_for_history
 
             matrix, book, held = _load(history, prices, existing)

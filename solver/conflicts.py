@@ -23,7 +23,7 @@ from models import Commitment, PriceBook
 from models.policy import Policy
 from models.errors import PlanningError
 from solver.constrained import Infeasible, Problem, Solution, least_cvar, least_cvar_reason, solve_problem, solve_rows
-from solver.decomposition import RiskSpec
+from solver.risk import RiskSpec
 from solver.hour_sample import restrict
 from solver.instance import Instance
 from solver.nonlinear_limits import Measures

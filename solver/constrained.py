@@ -17,7 +17,8 @@ import scipy.sparse as sp
 
 from models.errors import PlanningError
 from solver.coverage import cluster_gradients, evaluate, shared_bills
-from solver.decomposition import DecompositionResult, LinearLimit, RiskSpec, WarmStart, cvar, risk_objective, scenario_costs, solve_decomposition
+from solver.decomposition import DecompositionResult, LinearLimit, WarmStart, solve_decomposition
+from solver.risk import RiskSpec, cvar, risk_objective, scenario_costs
 from solver.instance import Instance
 from solver.nonlinear_limits import LimitTargets, Measures, coverage_max_row, coverage_min_row, FloorCaps, frozen, scale_to_coverage
 from solver.purchase_value import marginal_values

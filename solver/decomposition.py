@@ -27,6 +27,8 @@ from solver.coverage import evaluate, total_cost
 from solver.master import GenericMaster, HighsMaster, MasterModel, master_model
 from solver.newsvendor import NewsvendorLevels
 from solver.instance import Instance
+from solver.risk import CVAR_MARGIN, SHIFT_EMPTY, RiskSpec, cvar, scenario_costs
+from solver.risk import risk_rows as risk_master_rows
 from solver.segments import CapacitySegments
 
 log = logging.getLogger("commitplan.solver")
@@ -47,30 +49,6 @@ class DecompositionResult:
     @property
     def gap(self) -> float:
         return (self.upper - self.lower) / max(abs(self.upper), 1e-12)
-
-
-@dataclass(frozen=True)
-class RiskSpec:
-    """Objective E[cost] + weight · CVaR_alpha[cost] over the scenarios (Rockafellar–Uryasev).
-
-    ``alpha`` is the confidence level (0.95: the mean of the worst 5% of outcomes), not a quantile
-    of savings; ``weight`` ≥ 0 is the risk aversion (0: the risk-neutral plan).
-    """
-
-    alpha: float = 0.95
-    weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha < 1.0:
-            raise ValueError(f"alpha is the CVaR confidence level in [0, 1), got {self.alpha}")
-        if self.weight < 0:
-            raise ValueError(f"the risk weight must be ≥ 0, got {self.weight}")
-
-
-def cvar(costs: np.ndarray, probabilities: np.ndarray, alpha: float) -> float:
-    """CVaR_alpha of a discrete cost distribution: min over η of η + E[(cost − η)^+] / (1 − alpha)."""
-    costs = np.asarray(costs, float)
-    return float(min(eta + probabilities @ np.maximum(costs - eta, 0.0) / (1 - alpha) for eta in costs))
 
 
 class _Cuts:
@@ -99,22 +77,6 @@ class _Cuts:
         return expected + self.risk.weight * tail, tail, grads, rhs, cov.e
 
 
-def risk_objective(inst: Instance, x: np.ndarray, cov=None, risk: RiskSpec | None = None) -> float:
-    """E[cost] + weight · CVaR_alpha[cost] of x (just E[cost] without risk)."""
-    cov = cov if cov is not None else evaluate(inst, x, duals=False)
-    expected = total_cost(inst, x, cov)
-    if risk is None or risk.weight == 0:
-        return expected
-    return expected + risk.weight * cvar(scenario_costs(inst, x, cov), inst.scenario_weights, risk.alpha)
-
-
-def scenario_costs(inst: Instance, x: np.ndarray, cov) -> np.ndarray:
-    """Total cost of x in each scenario (the on-demand part un-weighted)."""
-    w = inst.scenario_weights
-    od = np.bincount(inst.hour_scenario, weights=cov.on_demand_hourly, minlength=len(w))
-    return inst.existing_cost + float(inst.dec_window_cost @ x) + np.divide(od, w, out=np.zeros_like(od), where=w > 0)
-
-
 @dataclass(frozen=True)
 class LinearLimit:
     """A limit ``coefficients · x ≤ bound`` on the purchase quantities (budgets, term shares)."""
@@ -130,7 +92,7 @@ class LinearLimit:
 def _master(inst: Instance, segments: CapacitySegments, cuts: "_Cuts", risk: RiskSpec | None,
             upper: np.ndarray, caps: np.ndarray | None, cvar_limit: float | None) -> MasterModel:
     """The master's static part: capacity links and the CVaR rows (with their columns)."""
-    risk_rows = _risk_rows(inst, cuts, risk, cvar_limit) if risk is not None else None
+    risk_rows = risk_master_rows(inst, cuts.cluster_scenario, risk, cvar_limit) if risk is not None else None
     return master_model(inst.dec_window_cost, upper, segments.steps(), cuts.k, risk_rows, caps)
 
 
@@ -143,16 +105,6 @@ def _limit_rows(limits: list[LinearLimit], n: int) -> tuple[list, sp.csr_matrix,
     return keys, sp.csr_matrix(A), -np.array([lim.bound for lim in limits], dtype=float)
 
 
-SHIFT_EMPTY = 2.0
-"""Until a plan that meets a CVaR limit is found, the master's aim moves inside by this many times its
-last under-estimate of CVaR, to find one sooner (at 200 pools the round with the limit took 19
-iterations with 1 or 2, 22 with 5)."""
-CVAR_MARGIN = 1e-5
-"""A CVaR limit's master row aims this share of the limit inside it: the plans the master proposes
-approach its row from above (the cuts under-estimate each scenario's cost), so the last ones meet
-the limit itself. It costs the limit's multiplier times 1e-5 of the limit (at 200 pools, ~0.03 $)."""
-
-
 @dataclass
 class WarmStart:
     """The master LPs of one solve, kept for the next solve of the same instance and hour clusters
@@ -163,32 +115,6 @@ class WarmStart:
     masters: tuple | None = None
     radius: float = 0.25  # the trust region's last radius: a round starts where the last one ended
     penalty: float = 1.0  # $ of merit per $ of CVaR over a CVaR limit (see solve_decomposition)
-
-
-def _risk_rows(inst: Instance, cuts: "_Cuts", risk: RiskSpec, cvar_limit: float | None = None):
-    """Columns η (free) and z_s ≥ 0 and rows z_s + η − c·x − Σ_{k∈s} θ_k / w_s ≥ fixed (one per
-    scenario), over [x | θ | η | z]. With a CVaR limit L, also a column v ≥ 0 (the violation) and
-    the row η + Σ_s w_s z_s / (1 − α) − v ≤ L: the trust-region master prices v (an exact penalty),
-    the bounding master holds it at 0."""
-    w = inst.scenario_weights
-    S, n, k = len(w), inst.n_decisions, cuts.k
-    limited = cvar_limit is not None
-    cost = np.r_[risk.weight, risk.weight * w / (1 - risk.alpha), np.zeros(int(limited))]
-    lo = np.r_[-INF, np.zeros(S + int(limited))]
-    A = np.zeros((S + int(limited), n + k + 1 + S + int(limited)))
-    A[:S, :n] = -inst.dec_window_cost
-    scen = cuts.cluster_scenario
-    inv_w = np.divide(1.0, w, out=np.zeros_like(w), where=w > 0)
-    A[scen, n + np.arange(k)] = -inv_w[scen]
-    A[:S, n + k] = 1.0
-    A[np.arange(S), n + k + 1 + np.arange(S)] = 1.0
-    rhs = np.full(S, inst.existing_cost)
-    if limited:  # −η − Σ w_s z_s / (1 − α) + v ≥ −L
-        A[S, n + k] = -1.0
-        A[S, n + k + 1 : n + k + 1 + S] = -w / (1 - risk.alpha)
-        A[S, -1] = 1.0
-        rhs = np.r_[rhs, -cvar_limit]
-    return cost, lo, A, rhs
 
 
 def _within_caps(y: np.ndarray, decisions: np.ndarray, pools: np.ndarray, segments: CapacitySegments,

@@ -18,7 +18,7 @@ from models.policy import Policy
 from models.plan import PlanSummary, PurchaseLine, ScenarioFigures, SolveInfo, RiskFigures
 from scenarios.forecast import forecast
 from scenarios.whatif import apply_to_paths, load_overlays
-from solver.decomposition import RiskSpec
+from solver.risk import RiskSpec
 from solver.planner import COST_CONVENTION
 from solver.report import figures
 from solver.purchase_value import purchase_values

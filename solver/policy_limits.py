@@ -8,7 +8,8 @@ from models import Commitment, PriceBook
 from models.errors import PlanningError
 from models.policy import Policy
 from solver.constrained import Problem
-from solver.decomposition import LinearLimit, RiskSpec
+from solver.decomposition import LinearLimit
+from solver.risk import RiskSpec
 from solver.instance import Instance, prune, select
 from solver.ladder import monthly_caps
 from solver.nonlinear_limits import LimitTargets

@@ -19,7 +19,7 @@ from models.policy import Policy
 from solver.conflicts import solve_under_policy
 from solver.constrained import cvar_of
 from solver.coverage import evaluate
-from solver.decomposition import RiskSpec, scenario_costs
+from solver.risk import RiskSpec, scenario_costs
 from solver.instance import Instance, build_instance, decision_upper_bounds
 from solver import ladder
 

@@ -14,7 +14,7 @@ from models.policy import Policy
 from models.pricing import OfferingKind
 from models.readers import read_price_book, read_usage
 from scenarios.sample_estate import generate_estate
-from solver.decomposition import RiskSpec
+from solver.risk import RiskSpec
 from solver.future_plan import plan_for_history
 from solver.planner import plan_for_usage
 

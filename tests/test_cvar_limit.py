@@ -10,7 +10,8 @@ import scipy.sparse as sp
 from models.policy import Policy
 from solver.backends import INF, LinearProgram, LPStatus, solve_lp
 from solver.constrained import Problem, solve_rows
-from solver.decomposition import CVAR_MARGIN, RiskSpec, solve_decomposition
+from solver.decomposition import solve_decomposition
+from solver.risk import CVAR_MARGIN, RiskSpec
 from solver.naive_lp import build_naive_lp
 from solver.stochastic import build_scenario_instance, solve_expected_cost
 from tests.factories import scaled_scenarios

@@ -13,7 +13,7 @@ from api.cli import app
 from models import Purchase
 from models.readers import read_price_book, read_usage
 from scenarios.sample_estate import generate_estate
-from solver.decomposition import RiskSpec, cvar
+from solver.risk import RiskSpec, cvar
 from solver.future_plan import outlook, plan_for_history
 from solver.simulator import simulate_bill
 

@@ -14,7 +14,7 @@ from models import Purchase, UsageMatrix
 from models.policy import Policy
 from solver.constrained import Solution, cvar_of
 from solver.coverage import total_cost
-from solver.decomposition import cvar
+from solver.risk import cvar
 from solver.hour_sample import restrict, stratified
 from solver.ladder import purchase_hours
 from solver.nonlinear_limits import Measures

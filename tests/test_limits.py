@@ -11,7 +11,7 @@ import pytest
 from models import Purchase, UsageMatrix
 from models.errors import PlanningError
 from models.policy import Policy
-from solver.decomposition import cvar
+from solver.risk import cvar
 from solver.instance import build_instance
 from solver.npv import present_value
 from solver.simulator import simulate_bill

@@ -69,7 +69,7 @@ def _risky_scenarios(seed: int = 5):
 
 
 def test_risk_weight_zero_is_the_risk_neutral_plan():
-    from solver.decomposition import RiskSpec
+    from solver.risk import RiskSpec
 
     scenarios, prices = _risky_scenarios()
     w = [0.25, 0.25, 0.25, 0.25]
@@ -80,7 +80,7 @@ def test_risk_weight_zero_is_the_risk_neutral_plan():
 
 
 def test_cvar_falls_and_expected_cost_rises_with_risk_aversion():
-    from solver.decomposition import RiskSpec, cvar
+    from solver.risk import RiskSpec, cvar
 
     scenarios, prices = _risky_scenarios()
     w = np.array([0.25, 0.25, 0.25, 0.25])
