@@ -114,6 +114,7 @@ class HighsMaster:
         self.rhs = np.zeros(0)  # per row after the static ones: its lower side
         self.idle = np.zeros(0, dtype=int)  # consecutive solves each cut has been slack
         self.keys: list = []  # per row after the static ones: the limit's key, None for a cut
+        self.columns = np.zeros(0)  # every column's value in the last solve
 
     def _add(self, M: sp.csr_matrix, lo: np.ndarray, keys: list) -> None:
         M = M.tocsr()
@@ -219,6 +220,7 @@ class GenericMaster:
         self.lo: list[np.ndarray] = []
         self.limits = (sp.csr_matrix((0, model.width)), np.zeros(0))
         self.row_lo = model.row_lo.copy()
+        self.columns = np.zeros(0)
 
     def add_cuts(self, rows: sp.csr_matrix, rhs: np.ndarray) -> None:
         self.rows.append(self.model.cut_rows(rows))

@@ -72,7 +72,7 @@ class ExpectedCostResult:
     iterations: int = 0
     cvar: float = 0.0  # CVaR_alpha of the sellable plan's cost (alpha of the risk spec, 0.95 by default;
     # of the present value of cost when the policy states a cost of capital)
-    risk: RiskSpec | None = None  # the risk setting used (given, the policy's, or the one that meets its CVaR limit)
+    risk: RiskSpec | None = None  # the risk weight minimized (given or the policy's); a CVaR limit's multiplier is in the notes
     starts: np.ndarray | None = None  # purchase hour of each decision (offset from the window start)
     instance: Instance | None = None  # the (nominal) stacked instance the decisions index
     notes: list[str] | None = None

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from models.errors import PlanningError
 from models.policy import Policy
 from solver.backends import INF, LinearProgram, LPStatus, solve_lp
 from solver.constrained import Problem, solve_rows
@@ -88,15 +89,22 @@ def _tails(inst, alpha: float) -> tuple[float, float]:
     return free, least
 
 
+def _halfway(seed: int, alpha: float = 0.8):
+    """The case, its CVaR level, and a CVaR limit halfway between the free plan's and the least."""
+    inst, *_ = _case(seed)
+    free, least = _tails(inst, alpha)
+    return inst, alpha, free, least, free - 0.5 * (free - least)
+
+
+def _continuous(inst, alpha: float, limit: float, gap: float):
+    return solve_rows(Problem(objective=inst, nominal=inst, cvar_limit=limit, alpha=alpha), None, "highs", gap, None)[0]
+
+
 def test_the_limits_multiplier_is_the_slope_of_the_optimal_cost() -> None:
     """The reported multiplier λ is a subgradient of the optimal expected cost V(L) as a function of
     the limit: V(L − δ) − V(L) ≥ λδ ≥ V(L) − V(L + δ) (V is convex and falls as L rises)."""
-    inst, *_ = _case(7)
-    alpha = 0.8
-    free, least = _tails(inst, alpha)
-    limit = free - 0.5 * (free - least)
-    res, _ = solve_rows(Problem(objective=inst, nominal=inst, cvar_limit=limit, alpha=alpha), None, "highs", 1e-8, None)
-    lam = res.cvar_price
+    inst, alpha, free, least, limit = _halfway(7)
+    lam = _continuous(inst, alpha, limit, 1e-8).cvar_price
     assert lam is not None and lam > 0
     aim = limit - CVAR_MARGIN * abs(limit)
     delta = 1e-3 * (free - least)
@@ -109,11 +117,8 @@ def test_the_limits_multiplier_is_the_slope_of_the_optimal_cost() -> None:
 
 def test_the_plan_under_a_cvar_limit_minimizes_expected_cost_plus_its_multiplier_times_cvar() -> None:
     """Lagrangian duality: the same optimum as the extensive form with weight λ on CVaR and no limit."""
-    inst, *_ = _case(8)
-    alpha = 0.8
-    free, least = _tails(inst, alpha)
-    limit = free - 0.5 * (free - least)
-    res, _ = solve_rows(Problem(objective=inst, nominal=inst, cvar_limit=limit, alpha=alpha), None, "highs", 1e-8, None)
+    inst, alpha, _, _, limit = _halfway(8)
+    res = _continuous(inst, alpha, limit, 1e-8)
     lam = res.cvar_price
     weighted = _optimum(inst, alpha, weight=lam)
     assert res.upper + lam * res.cvar == pytest.approx(weighted, rel=1e-6)
@@ -123,10 +128,7 @@ def test_the_plan_under_a_cvar_limit_minimizes_expected_cost_plus_its_multiplier
 def test_a_cvar_limit_holds_on_another_backend(backend: str) -> None:
     """Masters rebuilt by another LP solver (no multipliers read: the penalty keeps its start) reach
     the same optimum."""
-    inst, *_ = _case(7)
-    alpha = 0.8
-    free, least = _tails(inst, alpha)
-    limit = free - 0.5 * (free - least)
+    inst, alpha, _, _, limit = _halfway(7)
     risk = RiskSpec(alpha=alpha)
     ref = solve_decomposition(inst, gap=1e-7, risk=risk, cvar_limit=limit)
     other = solve_decomposition(inst, backend=backend, gap=1e-7, risk=risk, cvar_limit=limit)
@@ -134,11 +136,11 @@ def test_a_cvar_limit_holds_on_another_backend(backend: str) -> None:
     assert other.upper == pytest.approx(ref.upper, rel=2e-7)
 
 
-def test_a_cvar_limit_no_plan_meets_is_reported_by_the_master() -> None:
+def test_a_cvar_limit_no_plan_meets_is_explained_with_the_least_cvar() -> None:
     """Below the least CVaR the bounding master, which relaxes the problem, has no solution: the
-    solve stops with the least CVaR in words instead of iterating."""
+    solve stops, and the explanation names the least CVaR any plan reaches."""
     inst, scenarios, w, prices = _case(7)
     alpha = 0.8
     _, least = _tails(inst, alpha)
-    with pytest.raises(Exception, match="least CVaR any plan reaches"):
+    with pytest.raises(PlanningError, match="least CVaR any plan reaches"):
         solve_expected_cost(scenarios, w, prices, policy=Policy(cvar_limit=0.99 * least, alpha=alpha))
