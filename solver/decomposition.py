@@ -27,7 +27,7 @@ from solver.coverage import evaluate, total_cost
 from solver.master import GenericMaster, HighsMaster, MasterModel, master_model
 from solver.newsvendor import NewsvendorLevels
 from solver.instance import Instance
-from solver.risk import CVAR_MARGIN, SHIFT_EMPTY, RiskSpec, cvar, scenario_costs
+from solver.risk import CVAR_MARGIN, SHIFT_EMPTY, RiskSpec, objective_and_tail
 from solver.risk import risk_rows as risk_master_rows
 from solver.segments import CapacitySegments
 
@@ -70,11 +70,7 @@ class _Cuts:
         values = self.matrix @ cov.on_demand_hourly
         grads = self.segments.gradients(cov, self.matrix, self.cluster_segment)
         rhs = values - grads @ (self.segments.link @ x)
-        expected = total_cost(self.inst, x, cov)
-        if self.risk is None:
-            return expected, None, grads, rhs, cov.e
-        tail = cvar(scenario_costs(self.inst, x, cov), self.inst.scenario_weights, self.risk.alpha)
-        return expected + self.risk.weight * tail, tail, grads, rhs, cov.e
+        return *objective_and_tail(self.inst, x, cov, self.risk), grads, rhs, cov.e
 
 
 @dataclass(frozen=True)
@@ -262,28 +258,30 @@ def solve_decomposition(
         mst.set_limits(limit_keys, limit_A, limit_lo)
         set_columns(mst, mst is bound_master and mst is not master)
     limit_row, shift = model.rows.shape[0] - 1, 0.0
+
+    def aim_inside(mst, by: float) -> None:
+        """The CVaR limit's row in ``mst``: η + Σ_s w_s z_s / (1 − α) − excess ≤ aim − by."""
+        mst.set_static_lower(limit_row, -(aim - by))
     if limited and not fresh:  # a kept master may still aim where the last solve moved it
-        master.set_static_lower(limit_row, -aim)
+        aim_inside(master, 0.0)
     price = [None]  # the CVaR row's multiplier in the bounding master, when solved
 
     def bound() -> float:
-        nonlocal penalty, shift
-        if bound_master is master and limited:  # one master: open its box, forbid the excess, aim at the limit
+        nonlocal penalty
+        shared = bound_master is master and limited
+        if shared:  # one master: open its box, forbid the excess, aim at the limit
             set_columns(master, True)
-            master.set_static_lower(limit_row, -aim)
+            aim_inside(master, 0.0)
         x_b, value = bound_master.solve(*everywhere)
-        if bound_master is master and limited:
+        d = bound_master.row_dual(limit_row) if limited else None
+        if d is not None:
+            price[0] = abs(d)
+            penalty = max(penalty, 2 * price[0])  # an exact penalty needs more than the multiplier
+            if warm is not None:
+                warm.penalty = penalty
+        if shared or d is not None:  # back to the trust-region master's excess price and aim
             set_columns(master, False)
-            master.set_static_lower(limit_row, -(aim - shift))
-        if limited:
-            d = bound_master.row_dual(model.rows.shape[0] - 1)
-            if d is not None:
-                price[0] = abs(d)
-                if 2 * price[0] > penalty:  # an exact penalty needs more than the multiplier
-                    penalty = 2 * price[0]
-                    set_columns(master, False)
-                    if warm is not None:
-                        warm.penalty = penalty
+            aim_inside(master, shift)
         if limited and kept[2] is None:  # the model's best plan under the limit: a start for blends
             x_b = np.clip(x_b, 0, upper_bound)
             keep(x_b, *probe(x_b))
@@ -381,12 +379,12 @@ def solve_decomposition(
             best_x, best_F, best_tail = x_m, F, tail
             if limited:  # the master's next plans aim inside by what it under-estimated this one's CVaR
                 shift = min(under * (SHIFT_EMPTY if kept[2] is None else 1.0), 0.05 * abs(aim))
-                master.set_static_lower(limit_row, -(aim - shift))
+                aim_inside(master, shift)
         else:
             radius = max(1e-4, radius * 0.5)
             if limited and shift > 0:  # the aim moved inside may be what keeps the master from a better plan
                 shift = 0.5 * shift if shift > 1e-9 * abs(aim) else 0.0
-                master.set_static_lower(limit_row, -(aim - shift))
+                aim_inside(master, shift)
         history.append((time.perf_counter() - t0, lower, best_F))
         if warm is not None:
             warm.radius = radius

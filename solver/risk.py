@@ -44,10 +44,17 @@ def cvar(costs: np.ndarray, probabilities: np.ndarray, alpha: float) -> float:
 def risk_objective(inst: Instance, x: np.ndarray, cov=None, risk: RiskSpec | None = None) -> float:
     """E[cost] + weight · CVaR_alpha[cost] of x (just E[cost] without risk)."""
     cov = cov if cov is not None else evaluate(inst, x, duals=False)
+    return objective_and_tail(inst, x, cov, risk if risk is not None and risk.weight > 0 else None)[0]
+
+
+def objective_and_tail(inst: Instance, x: np.ndarray, cov, risk: RiskSpec | None) -> tuple[float, float | None]:
+    """(E[cost] + weight · CVaR_alpha[cost], CVaR_alpha[cost]) of x billed as ``cov``; (E[cost], None)
+    without a risk spec."""
     expected = total_cost(inst, x, cov)
-    if risk is None or risk.weight == 0:
-        return expected
-    return expected + risk.weight * cvar(scenario_costs(inst, x, cov), inst.scenario_weights, risk.alpha)
+    if risk is None:
+        return expected, None
+    tail = cvar(scenario_costs(inst, x, cov), inst.scenario_weights, risk.alpha)
+    return expected + risk.weight * tail, tail
 
 
 def scenario_costs(inst: Instance, x: np.ndarray, cov) -> np.ndarray:
