@@ -74,29 +74,43 @@ ROUND_GAP = 1e-2
 ones need only to be near it (at 200 pools a 1e-2 gap is certified in a quarter of the time of 1e-3)."""
 
 
-def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25):
+@dataclass
+class Rounds:
+    """What the rounds of :func:`solve_rows` carry from one to the next, kept for a later solve of the
+    same problem with the CVaR limit moved (:func:`solve_problem`), which then starts where they ended."""
+
+    warm: WarmStart = field(default_factory=WarmStart)  # the masters: the objective is the same, only the rows change
+    outer: list[LinearLimit] = field(default_factory=list)  # tangents of coverage ≥ min: valid for every plan
+    inner: list[LinearLimit] = field(default_factory=list)  # the coverage maximum's row at the last plan
+    # the CVaR limit joins the master once a plan misses it: its rows need the hours clustered by
+    # scenario, a master about five times wider (at 200 pools × 20 scenarios, rounds took twice as long)
+    hold: bool = False
+    done: int = 0  # rounds solved
+    upper: float | None = None  # the last round's objective
+
+
+def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25,
+               state: Rounds | None = None):
     """Continuous solve with the nonlinear limits' rows re-drawn until the plan meets them: rounds
-    at ``ROUND_GAP`` until the rows and caps stop changing, then rounds at ``gap``."""
+    at ``ROUND_GAP`` until the rows and caps stop changing, then rounds at ``gap`` (at once when
+    ``state`` holds an earlier solve's rounds)."""
     t = problem.targets
     floors = replace(t, coverage_min=None, coverage_max=None)
     measures = Measures(problem.nominal, problem.weights) if t.any else None
     final_gap = gap
-    gap = max(gap, ROUND_GAP) if measures is not None or problem.cvar_limit is not None else gap
-    outer: list[LinearLimit] = []  # tangents of coverage ≥ min: valid for every plan, so they accumulate
-    inner: list[LinearLimit] = []
-    res, prev, best = None, None, None
-    warm = WarmStart()  # masters carried from round to round: the objective is the same, only the rows change
+    state = state or Rounds()
+    if not state.done and (measures is not None or problem.cvar_limit is not None):
+        gap = max(gap, ROUND_GAP)
+    warm, outer = state.warm, state.outer
+    res, best = None, None
     caps = problem.floor_caps()
-    # the CVaR limit joins the master once a plan misses it: its rows need the hours clustered by
-    # scenario, a master about five times wider (at 200 pools × 20 scenarios, rounds took twice as long)
-    hold = False
     held_risk = RiskSpec(alpha=problem.alpha, weight=risk.weight if risk is not None else 0.0)
     backed_off = False
     for rounds in range(1, max_rounds + 1):
         try:
-            res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=held_risk if hold else risk,
-                                      limits=problem.limits + outer + inner, x0=x0, warm=warm, capacity_caps=caps,
-                                      cvar_limit=problem.cvar_limit if hold else None)
+            res = solve_decomposition(problem.objective, backend=backend, gap=gap, risk=held_risk if state.hold else risk,
+                                      limits=problem.limits + outer + state.inner, x0=x0, warm=warm, capacity_caps=caps,
+                                      cvar_limit=problem.cvar_limit if state.hold else None)
         except RuntimeError as e:  # the master LP is infeasible
             # savings-plan caps drawn at a plan: retry once with the loosest; a second time the
             # redraws would only cycle (seen at 200 pools), so the rows and floors conflict
@@ -107,8 +121,9 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
                 continue
             raise Infeasible(str(e)) from None
         x = res.x
-        missed_cvar = not hold and problem.cvar_limit is not None and cvar_of(problem, x) > problem.cvar_limit
-        hold = hold or missed_cvar
+        state.done += 1
+        missed_cvar = not state.hold and problem.cvar_limit is not None and cvar_of(problem, x) > problem.cvar_limit
+        state.hold = state.hold or missed_cvar
         if measures is None:
             if not missed_cvar:
                 if gap <= final_gap:
@@ -132,10 +147,11 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
             changed = True
         if t.coverage_max is not None:
             point = scale_to_coverage(measures, x, t.coverage_max)
+            prev = state.upper
             if not np.allclose(point, x) or prev is None or abs(prev - res.upper) > gap * abs(res.upper):
-                inner = [coverage_max_row(measures, point, t.coverage_max)]
+                state.inner = [coverage_max_row(measures, point, t.coverage_max)]
                 changed = changed or not np.allclose(point, x) or prev is None
-            prev = res.upper
+            state.upper = res.upper
         if not changed:
             if gap <= final_gap and not missed_cvar:
                 return res, rounds
@@ -170,33 +186,58 @@ def cvar_of(problem: Problem, x: np.ndarray, alpha: float | None = None) -> floa
     return cvar(scenario_costs(inst, x, evaluate(inst, x, duals=False)), problem.weights, problem.alpha if alpha is None else alpha)
 
 
+ROUNDING_RETRIES = 3
+"""Continuous re-solves with the CVaR limit aimed further inside when no sellable plan near the
+continuous one meets it (whole reservation units move CVaR by more than a plan on the limit leaves)."""
+
+
 def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6) -> Solution:
     """The plan of least objective that meets every limit; raises PlanningError (with the reason)
     when the limits cannot all hold. :mod:`solver.conflicts` turns that into the smallest set."""
     notes: list[str] = []
     risk = problem.risk
-    try:
-        res, rounds = solve_rows(problem, risk, backend, gap, None)
-    except Infeasible as e:
-        raise PlanningError(f"the limits cannot all hold ({e})") from None
-    if res.cvar_price is not None and res.cvar_price > 1e-9:
-        notes.append(f"the CVaR limit binds: each $ it is loosened lowers the objective by about {res.cvar_price:.4g} $ "
-                     "(its multiplier; the same plan minimizes the objective plus that weight times CVaR)")
     measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
     feasible = _feasible(problem, measures, problem.cvar_limit)
-    with shared_bills():  # each candidate's objective, limits and CVaR from one bill
-        q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
-                                        feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
-                                        repair=lambda x: _repair(problem, measures, feasible, x))
-    if not np.isfinite(objective):
-        raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
-                            "loosen the tightest limit by an increment")
-    return Solution(q, res.x, res, objective, risk, rounds, notes)
+    state, aimed, x0, first = Rounds(), problem, None, None
+    tried = problem.cvar_limit  # the last aim a continuous plan met
+    for _ in range(1 + ROUNDING_RETRIES):
+        try:
+            res, rounds = solve_rows(aimed, risk, backend, gap, x0, state=state)
+        except Infeasible as e:
+            if first is None:
+                raise PlanningError(f"the limits cannot all hold ({e})") from None
+            # aimed past the least CVaR any plan reaches: halfway back
+            aimed = replace(problem, cvar_limit=(aimed.cvar_limit + tried) / 2)
+            continue
+        first, tried = first or res, aimed.cvar_limit
+        misses: list[float] = []  # how far the repair's starts miss the CVaR limit
+        with shared_bills():  # each candidate's objective, limits and CVaR from one bill
+            q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
+                                            feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
+                                            repair=lambda x: _repair(problem, measures, feasible, x, misses))
+        if np.isfinite(objective):
+            if aimed is not problem:
+                notes.append(f"the continuous plan was held {problem.cvar_limit - aimed.cvar_limit:,.2f} $ inside the CVaR limit, "
+                             "so that whole reservation units meet it")
+            if res.cvar_price is not None and res.cvar_price > 1e-9:
+                notes.append(f"the CVaR limit binds: each $ it is loosened lowers the objective by about {res.cvar_price:.4g} $ "
+                             "(its multiplier; the same plan minimizes the objective plus that weight times CVaR)")
+            # the lower bound of the problem as asked (an aimed limit's bound may exceed its optimum)
+            return Solution(q, res.x, replace(res, lower=first.lower), objective, risk, rounds, notes)
+        miss = misses[0] if misses else 0.0  # the start at margin 0: what rounding costs in CVaR
+        if problem.cvar_limit is None or miss <= 0:
+            break
+        log.debug("no sellable plan near the continuous one meets the CVaR limit (the repair's first start misses it "
+                  "by %.2f $); aiming the continuous plan inside by twice that", miss)
+        aimed = replace(problem, cvar_limit=aimed.cvar_limit - 2 * miss)
+        x0 = res.x
+    raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
+                        "loosen the tightest limit by an increment")
 
 
-def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray) -> np.ndarray | None:
+def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray, misses: list[float]) -> np.ndarray | None:
     """A start near x meeting the linear limits, the floor caps, and the coverage band and CVaR
-    limit linearized at x (:mod:`solver.repair`)."""
+    limit linearized at x (:mod:`solver.repair`); each start's CVaR miss is appended to ``misses``."""
     inst, t = problem.nominal, problem.targets
     blocks = [sp.csr_matrix(np.array([lim.coefficients for lim in problem.limits]))] if problem.limits else []
     bounds = [np.array([lim.bound for lim in problem.limits])] if problem.limits else []
@@ -229,6 +270,8 @@ def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray
     def shortfall(q: np.ndarray) -> np.ndarray:
         short_cov = 0.0 if t.coverage_min is None or measures is None else t.coverage_min - measures.coverage(q)
         short_cvar = 0.0 if problem.cvar_limit is None else cvar_of(problem, q) - problem.cvar_limit
+        if q is not x:
+            misses.append(short_cvar)
         return np.array([short_cov, short_cvar])
 
     cost = -marginal_values(problem.objective, x)
