@@ -24,11 +24,11 @@ from models.policy import Policy
 from models.errors import PlanningError
 from solver.constrained import Infeasible, Problem, Solution, least_cvar, least_cvar_reason, solve_problem, solve_rows
 from solver.risk import RiskSpec
-from solver.hour_sample import restrict
+from solver.hour_sample import restrict, stratified
 from solver.instance import Instance
 from solver.nonlinear_limits import Measures
 from solver.policy_limits import problem_for
-from solver.sampled_solve import sample_for, solve_sampled
+from solver.sampled_solve import floor_scenario, sample_for, solve_sampled
 
 # policy keys that are limits, in the order they are described
 LIMIT_KEYS = (
@@ -169,7 +169,8 @@ def solve_under_policy(inst: Instance, prices: PriceBook, existing: list[Commitm
                 raise
             # limits that conflict on the sample are reported from it (quickly); when none do, the
             # sample only failed to reach a plan, and all hours decide
-            small = restrict(base, sample)
+            # with the floor's scenario whole, so that the floors are exact on the smaller instance too
+            small = restrict(base, stratified(base, sample.per_block, floor_scenario(problem)))
             found = smallest_conflict(small, prices, existing, policy, backend)
             if found[0]:
                 why = explain_conflict(small, prices, existing, policy, backend, found)

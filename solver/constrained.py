@@ -45,12 +45,18 @@ class Problem:
     alpha: float = 0.95
     caps: FloorCaps | None = field(default=None, repr=False)  # utilization floors; their savings-plan
     # caps are a fixed point that every solve of the problem (each risk weight) carries on from
+    floor_hours: Instance | None = field(default=None, repr=False)  # every hour of the floor's scenario,
+    # when ``nominal`` is a sample of hours (solver.sampled_solve): floors are measured and capped there
 
     def floor_caps(self) -> FloorCaps | None:
         t = self.targets
         if t.utilization_floor is not None and self.caps is None:
-            self.caps = FloorCaps(self.nominal, t.utilization_floor, t.utilization_scenario)
+            self.caps = FloorCaps(self.nominal if self.floor_hours is None else self.floor_hours, t.utilization_floor, t.utilization_scenario)
         return self.caps
+
+    def measures(self) -> Measures | None:
+        """Coverage and floors of plans (None when no such limit is set)."""
+        return Measures(self.nominal, self.weights, self.floor_hours) if self.targets.any else None
 
     @property
     def weights(self) -> np.ndarray:
@@ -87,6 +93,7 @@ class Rounds:
     hold: bool = False
     done: int = 0  # rounds solved
     upper: float | None = None  # the last round's objective
+    x: np.ndarray | None = None  # the last round's plan: a resumed solve starts from it
 
 
 def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float, x0, max_rounds: int = 25,
@@ -96,12 +103,13 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
     ``state`` holds an earlier solve's rounds)."""
     t = problem.targets
     floors = replace(t, coverage_min=None, coverage_max=None)
-    measures = Measures(problem.nominal, problem.weights) if t.any else None
+    measures = problem.measures()
     final_gap = gap
     state = state or Rounds()
     if not state.done and (measures is not None or problem.cvar_limit is not None):
         gap = max(gap, ROUND_GAP)
     warm, outer = state.warm, state.outer
+    x0 = state.x if x0 is None else x0
     res, best = None, None
     caps = problem.floor_caps()
     held_risk = RiskSpec(alpha=problem.alpha, weight=risk.weight if risk is not None else 0.0)
@@ -120,7 +128,7 @@ def solve_rows(problem: Problem, risk: RiskSpec | None, backend: str, gap: float
                 backed_off = True
                 continue
             raise Infeasible(str(e)) from None
-        x = res.x
+        x = state.x = res.x
         state.done += 1
         missed_cvar = not state.hold and problem.cvar_limit is not None and cvar_of(problem, x) > problem.cvar_limit
         state.hold = state.hold or missed_cvar
@@ -191,14 +199,15 @@ ROUNDING_RETRIES = 3
 continuous one meets it (whole reservation units move CVaR by more than a plan on the limit leaves)."""
 
 
-def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6) -> Solution:
+def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, state: Rounds | None = None) -> Solution:
     """The plan of least objective that meets every limit; raises PlanningError (with the reason)
-    when the limits cannot all hold. :mod:`solver.conflicts` turns that into the smallest set."""
+    when the limits cannot all hold. :mod:`solver.conflicts` turns that into the smallest set.
+    ``state``: the rounds of an earlier solve of the same problem with moved targets, to resume."""
     notes: list[str] = []
     risk = problem.risk
-    measures = Measures(problem.nominal, problem.weights) if problem.targets.any else None
+    measures = problem.measures()
     feasible = _feasible(problem, measures, problem.cvar_limit)
-    state, aimed, x0, first = Rounds(), problem, None, None
+    state, aimed, x0, first = state or Rounds(), problem, None, None
     tried = problem.cvar_limit  # the last aim a continuous plan met
     for _ in range(1 + ROUNDING_RETRIES):
         try:

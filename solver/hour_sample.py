@@ -8,9 +8,10 @@ estimates it without bias (sample average approximation). Each block (scenario Ã
 sorted by on-demand-equivalent load and cut into ``per_block`` strata of equal size; one hour is
 drawn from each stratum (seeded) and stands for the stratum's hours.
 
-The scenario a utilization floor is stated in is kept whole, so the floors hold exactly; coverage
-and CVaR are estimates on the sample, so :mod:`solver.conflicts` measures them on all hours after
-the solve and, where the sample missed a limit, tightens its target by the miss and solves again.
+Utilization floors are measured on every hour of their scenario, beside the sample
+(:func:`solver.sampled_solve.on_sample`), so they hold exactly; coverage and CVaR are estimates on
+the sample, so :mod:`solver.sampled_solve` measures them on all hours after the solve and, where
+the sample missed a limit, tightens its target by the miss and solves again.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class HourSample:
 
     def describe(self, total: int) -> str:
         return (f"optimized on a stratified sample of {len(self.rows):,} of {total:,} scenario-hours ({self.per_block} "
-                "per scenario and month, by load; the utilization-floor scenario whole); the bound and gap are the "
+                "per scenario and month, by load; utilization floors on every hour of their scenario); the bound and gap are the "
                 "sample's, every figure is billed on all hours")
 
 

@@ -46,7 +46,10 @@ class LimitTargets:
 class Measures:
     """Coverage and per-commitment utilization of plans on a (nominal, undiscounted) instance."""
 
-    def __init__(self, inst: Instance, weights: np.ndarray):
+    def __init__(self, inst: Instance, weights: np.ndarray, floor_hours: Instance | None = None):
+        """``floor_hours``: where utilization floors are measured, when not on ``inst`` (a sample of
+        hours): every hour of the floor's scenario, with the same decisions."""
+        self.floors = Measures(floor_hours, weights) if floor_hours is not None else None
         self.inst = replace(inst, hour_weight=None, dec_cost=None, notes=[], _flat=None)
         self.weights = np.asarray(weights, float)
         scen = inst.hour_scenario
@@ -80,6 +83,8 @@ class Measures:
         """Per decision: the lowest mean fill, in ``scenario``, over the time segments (months of a
         ladder) of its life — the measure a utilization floor holds (nan where nothing is bought).
         Every commitment on a pool or savings plan fills pro rata, so the fill is the target's."""
+        if self.floors is not None:
+            return self.floors.monthly_fill(x, scenario)
         inst, seg = self.inst, self.segments
         cov = cov or self.evaluate(x)
         rows = np.flatnonzero(inst.hour_scenario == scenario)
@@ -114,7 +119,7 @@ class Measures:
             if targets.coverage_max is not None and c > targets.coverage_max + tol:
                 return False
         if targets.utilization_floor is not None:
-            util = self.monthly_fill(x, targets.utilization_scenario, cov)
+            util = self.monthly_fill(x, targets.utilization_scenario, cov if self.floors is None else None)
             bought = ~np.isnan(util) & (x > 1e-3 * self.inst.dec_increment)  # sellable plans buy ≥ one increment
             if np.any(util[bought] < targets.utilization_floor - tol):
                 return False
@@ -240,8 +245,11 @@ class FloorCaps:
     def _levels(self, segments: CapacitySegments, kind: int, load: np.ndarray | None, existing: np.ndarray,
                 out: np.ndarray) -> np.ndarray:
         """``out`` with the caps of the capacity columns of ``kind`` filled in, month by month."""
+        # segments of this instance's own hours (the caller's may be a sample of hours)
+        time = self.inst.hour_time if self.inst.hour_time is not None else np.arange(self.inst.hours)
+        hour_segment = np.searchsorted(segments.bounds, time, side="right") - 1
         for g in np.unique(segments.col_segment):
-            hours = np.flatnonzero(self.in_scenario & (segments.hour_segment == g))
+            hours = np.flatnonzero(self.in_scenario & (hour_segment == g))
             cols = np.flatnonzero((segments.col_segment == g) & (segments.col_kind == kind))
             if len(hours) and len(cols):
                 load = self.layer_load() if load is None else load

@@ -124,7 +124,28 @@ def test_a_plan_optimized_on_a_sample_meets_a_cvar_limit_and_coverage_minimum_bi
     assert full.expected_cost - 1e-6 <= sampled.expected_cost <= full.expected_cost * 1.005
 
 
-def test_a_utilization_floor_holds_exactly_because_its_scenario_is_sampled_whole():
+def test_a_samples_floors_are_measured_and_capped_on_every_hour_of_their_scenario():
+    """The sample draws the floor's scenario like the others, and its problem's floor caps and
+    monthly fills equal the full problem's at any plan (the floors hold exactly)."""
+    inst, scenarios, w, prices = _instance(6)
+    problem, _ = problem_for(replace(inst, notes=[]), prices, [], Policy(ladder_months=3, utilization_floor=0.9))
+    s = problem.targets.utilization_scenario
+    sample = stratified(problem.nominal, per_block=24)
+    assert np.sum(problem.nominal.hour_scenario[sample.rows] == s) < problem.nominal.horizon
+    small = on_sample(problem, sample)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        x = _random_plan(problem.nominal, rng)
+        full_caps, small_caps = problem.floor_caps(), small.floor_caps()
+        full_caps.redraw(x)
+        small_caps.redraw(x)
+        assert np.array_equal(small_caps(CapacitySegments.of(small.nominal)), full_caps(CapacitySegments.of(problem.nominal)))
+        fill = Measures(problem.nominal, problem.weights).monthly_fill(x, s)
+        np.testing.assert_array_equal(small.measures().monthly_fill(x, s), fill)
+        problem.caps = small.caps = None  # caps only tighten: start each plan afresh
+
+
+def test_a_utilization_floor_holds_exactly_on_the_bills_of_a_plan_optimized_on_a_sample():
     scenarios, w, prices = _estate(6)
     policy = Policy(ladder_months=3, utilization_floor=0.9)
     sampled = solve_expected_cost(scenarios, w, prices, policy=policy, sample_per_month=24)
