@@ -124,11 +124,13 @@ def smallest_conflict(inst: Instance, prices: PriceBook, existing: list[Commitme
 
 
 def explain_conflict(inst: Instance, prices: PriceBook, existing: list[Commitment], policy: Policy,
-                     backend: str = "highs", found: tuple[list[str], _Oracle] | None = None) -> str:
-    """The smallest conflict in words (``found``: the result of :func:`smallest_conflict`, if known)."""
+                     backend: str = "highs", found: tuple[list[str], _Oracle] | None = None, why: str = "") -> str:
+    """The smallest conflict in words (``found``: the result of :func:`smallest_conflict`, if known;
+    ``why``: the solver's own reason, said when no limits conflict)."""
     keys, oracle = found or smallest_conflict(inst, prices, existing, policy, backend)
     if not keys:
-        return "the limits can hold together, but the solver did not reach a plan that meets them all; loosen one a little"
+        return ("the limits can hold together, but the solver did not reach a plan that meets them all"
+                + (f" ({why})" if why else "") + "; loosen one a little")
     words = [describe(policy, k) for k in keys]
     text = ("these limits cannot all hold together: " + "; ".join(words) if len(words) > 1
             else f"this limit cannot hold: {words[0]}")
@@ -178,7 +180,7 @@ def solve_under_policy(inst: Instance, prices: PriceBook, existing: list[Commitm
                                     "is optimized on)") from None
     try:
         return problem, solve_problem(problem, backend=backend, gap=gap), notes
-    except PlanningError:
+    except PlanningError as e:
         if policy is None:
             raise
-        raise PlanningError(explain_conflict(base, prices, existing, policy, backend)) from None
+        raise PlanningError(explain_conflict(base, prices, existing, policy, backend, why=str(e))) from None

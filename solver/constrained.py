@@ -51,7 +51,8 @@ class Problem:
     def floor_caps(self) -> FloorCaps | None:
         t = self.targets
         if t.utilization_floor is not None and self.caps is None:
-            self.caps = FloorCaps(self.nominal if self.floor_hours is None else self.floor_hours, t.utilization_floor, t.utilization_scenario)
+            hours = self.nominal if self.floor_hours is None else self.floor_hours
+            self.caps = FloorCaps(hours, t.utilization_floor, t.utilization_scenario)
         return self.caps
 
     def measures(self) -> Measures | None:
@@ -83,7 +84,8 @@ ones need only to be near it (at 200 pools a 1e-2 gap is certified in a quarter 
 @dataclass
 class Rounds:
     """What the rounds of :func:`solve_rows` carry from one to the next, kept for a later solve of the
-    same problem with the CVaR limit moved (:func:`solve_problem`), which then starts where they ended."""
+    same problem with a target moved (the CVaR limit aimed inside for rounding, :func:`solve_problem`;
+    a sample's targets, :mod:`solver.sampled_solve`), which then starts where they ended."""
 
     warm: WarmStart = field(default_factory=WarmStart)  # the masters: the objective is the same, only the rows change
     outer: list[LinearLimit] = field(default_factory=list)  # tangents of coverage ≥ min: valid for every plan
@@ -209,6 +211,7 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
     feasible = _feasible(problem, measures, problem.cvar_limit)
     state, aimed, x0, first = state or Rounds(), problem, None, None
     tried = problem.cvar_limit  # the last aim a continuous plan met
+    least_miss = None  # the least CVaR miss of the sellable starts tried
     for _ in range(1 + ROUNDING_RETRIES):
         try:
             res, rounds = solve_rows(aimed, risk, backend, gap, x0, state=state)
@@ -236,12 +239,14 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
         miss = misses[0] if misses else 0.0  # the start at margin 0: what rounding costs in CVaR
         if problem.cvar_limit is None or miss <= 0:
             break
+        least_miss = min([m for m in misses if m > 0] + ([least_miss] if least_miss is not None else []))
         log.debug("no sellable plan near the continuous one meets the CVaR limit (the repair's first start misses it "
                   "by %.2f $); aiming the continuous plan inside by twice that", miss)
         aimed = replace(problem, cvar_limit=aimed.cvar_limit - 2 * miss)
         x0 = res.x
-    raise PlanningError("no sellable quantities near the continuous plan meet every limit; "
-                        "loosen the tightest limit by an increment")
+    cvar_note = (f": the sellable plans tried near it exceed the CVaR limit by {least_miss:,.2f} $ or more, "
+                 "whole reservation units moving CVaR further than the continuous plan leaves" if least_miss is not None else "")
+    raise PlanningError(f"no sellable quantities near the continuous plan meet every limit{cvar_note}")
 
 
 def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray, misses: list[float]) -> np.ndarray | None:

@@ -196,8 +196,8 @@ def _assert_every_limit_holds(scenarios, w, prices, policy, offerings, quantitie
 def test_a_binding_cvar_limit_with_a_floor_a_coverage_maximum_and_a_budget_holds_on_the_bills(seed: int) -> None:
     """The CVaR limit joins the master after rounds that re-draw floor caps and coverage rows: every
     limit is re-checked on the simulator's bills of the continuous plan, which costs more than the
-    plan without the CVaR limit (it binds). (The continuous plan: rounding whole reservations under a
-    tight CVaR limit on an estate this small can find no sellable plan, a known weakness.)"""
+    plan without the CVaR limit (it binds). (The continuous plan: on estates this small whole
+    reservation units can move CVaR by more than a limit this tight leaves; the tests below.)"""
     scenarios, w, prices, limits, problem, free, high, low = _every_limit_case(seed)
     limit = 0.5 * (high + low)  # binds: the plan without it has CVaR `high`
     res, _ = solve_rows(problem(limit), None, "highs", 1e-6, None)
@@ -218,3 +218,21 @@ def test_whole_units_meet_a_tight_cvar_limit_when_the_continuous_plan_is_held_in
     _assert_every_limit_holds(scenarios, w, prices, policy, plan.offerings, plan.quantities, plan.starts)
     on_the_limit, _ = solve_rows(problem(policy.cvar_limit), None, "highs", 1e-6, None)
     assert plan.lower_bound <= on_the_limit.upper * (1 + 1e-6)  # a bound of the problem as asked, not as aimed
+
+
+def test_a_cvar_limit_whole_units_cannot_meet_is_explained_by_how_far_and_loosening_by_that_gives_a_plan() -> None:
+    """Here the CVaR limit sits 2 $ above the least CVaR of the continuous plans, while a whole
+    reservation unit moves CVaR by more: no sellable plan near the continuous one meets it. The
+    explanation names how far the sellable plans tried miss it, and a limit loosened by that much
+    gives a plan that meets every limit on the bills."""
+    import re
+
+    scenarios, w, prices, limits, problem, free, high, low = _every_limit_case(4)
+    limit = 0.5 * (high + low)
+    with pytest.raises(PlanningError, match="exceed the CVaR limit by") as failed:
+        solve_expected_cost(scenarios, w, prices, policy=limits.model_copy(update={"cvar_limit": limit}))
+    by = float(re.search(r"exceed the CVaR limit by ([\d,.]+) \$", str(failed.value)).group(1).replace(",", ""))
+    assert by > high - low  # further than the whole range of CVaR the continuous plans trade
+    policy = limits.model_copy(update={"cvar_limit": limit + by})
+    plan = solve_expected_cost(scenarios, w, prices, policy=policy)
+    _assert_every_limit_holds(scenarios, w, prices, policy, plan.offerings, plan.quantities, plan.starts)
