@@ -211,7 +211,7 @@ def test_whole_units_meet_a_tight_cvar_limit_when_the_continuous_plan_is_held_in
     """Here no sellable plan near the continuous optimum meets the CVaR limit: whole reservation
     units move CVaR by more than the optimum leaves. The continuous plan is solved again aimed
     inside the limit by twice the rounding's miss, and its rounding meets every limit on the bills."""
-    scenarios, w, prices, limits, problem, free, high, low = _every_limit_case(16)
+    scenarios, w, prices, limits, problem, free, high, low = _every_limit_case(6)
     policy = limits.model_copy(update={"cvar_limit": 0.5 * (high + low)})
     plan = solve_expected_cost(scenarios, w, prices, policy=policy)
     assert any("inside the CVaR limit, so that whole reservation units meet it" in n for n in plan.notes)
