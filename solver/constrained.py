@@ -211,7 +211,7 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
     feasible = _feasible(problem, measures, problem.cvar_limit)
     state, aimed, x0, first = state or Rounds(), problem, None, None
     tried = problem.cvar_limit  # the last aim a continuous plan met
-    least_miss = None  # the least CVaR miss of the sellable starts tried
+    least_miss = np.inf  # the least CVaR miss of the sellable starts tried
     for _ in range(1 + ROUNDING_RETRIES):
         try:
             res, rounds = solve_rows(aimed, risk, backend, gap, x0, state=state)
@@ -239,13 +239,13 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
         miss = misses[0] if misses else 0.0  # the start at margin 0: what rounding costs in CVaR
         if problem.cvar_limit is None or miss <= 0:
             break
-        least_miss = min([m for m in misses if m > 0] + ([least_miss] if least_miss is not None else []))
+        least_miss = min(least_miss, *(m for m in misses if m > 0))
         log.debug("no sellable plan near the continuous one meets the CVaR limit (the repair's first start misses it "
                   "by %.2f $); aiming the continuous plan inside by twice that", miss)
         aimed = replace(problem, cvar_limit=aimed.cvar_limit - 2 * miss)
         x0 = res.x
     cvar_note = (f": the sellable plans tried near it exceed the CVaR limit by {least_miss:,.2f} $ or more, "
-                 "whole reservation units moving CVaR further than the continuous plan leaves" if least_miss is not None else "")
+                 "whole reservation units moving CVaR further than the continuous plan leaves" if np.isfinite(least_miss) else "")
     raise PlanningError(f"no sellable quantities near the continuous plan meet every limit{cvar_note}")
 
 
@@ -284,7 +284,7 @@ def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray
     def shortfall(q: np.ndarray) -> np.ndarray:
         short_cov = 0.0 if t.coverage_min is None or measures is None else t.coverage_min - measures.coverage(q)
         short_cvar = 0.0 if problem.cvar_limit is None else cvar_of(problem, q) - problem.cvar_limit
-        if q is not x:
+        if q is not x:  # (repair sizes its margins on x itself, which is not a start)
             misses.append(short_cvar)
         return np.array([short_cov, short_cvar])
 

@@ -95,8 +95,12 @@ def _same_bill(inst: Instance, x: np.ndarray) -> tuple:
             inst.dec_end, inst.layers, x.tobytes())
 
 
+def _same_instance(a: tuple, b: tuple) -> bool:
+    return all(p is q for p, q in zip(a[:-1], b[:-1]))
+
+
 def _matches(a: tuple | None, b: tuple) -> bool:
-    return a is not None and all(p is q for p, q in zip(a[:-1], b[:-1])) and a[-1] == b[-1]
+    return a is not None and _same_instance(a, b) and a[-1] == b[-1]
 
 
 def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
@@ -114,7 +118,7 @@ def evaluate(inst: Instance, x: np.ndarray, duals: bool = True) -> Coverage:
         ptr, pools, rates = inst.layer_arrays()
         raw = bill_hours(inst.u, ri_cap, sp_cap, inst.on_demand, ptr, pools, rates, duals)
         if slot is not None:  # the last bill of each of SHARED_SLOTS instances (a sample and its floor's hours)
-            slot[:] = [kept for kept in slot if not all(p is q for p, q in zip(kept[0][:-1], key[:-1]))][-(SHARED_SLOTS - 1):]
+            slot[:] = [kept for kept in slot if not _same_instance(kept[0], key)][-(SHARED_SLOTS - 1):]
             slot.append((key, ((ri_cap, sp_cap), raw, duals)))
     residual, sp_used, od_hourly, e, pi, lam, sp_need = raw
     w = inst.hour_weight

@@ -82,7 +82,8 @@ class Measures:
     def monthly_fill(self, x: np.ndarray, scenario: int, cov: Coverage | None = None) -> np.ndarray:
         """Per decision: the lowest mean fill, in ``scenario``, over the time segments (months of a
         ladder) of its life — the measure a utilization floor holds (nan where nothing is bought).
-        Every commitment on a pool or savings plan fills pro rata, so the fill is the target's."""
+        Every commitment on a pool or savings plan fills pro rata, so the fill is the target's.
+        (Measured on ``floor_hours`` when given: ``cov``, a bill of ``inst``, is then not used.)"""
         if self.floors is not None:
             return self.floors.monthly_fill(x, scenario)
         inst, seg = self.inst, self.segments
@@ -119,7 +120,7 @@ class Measures:
             if targets.coverage_max is not None and c > targets.coverage_max + tol:
                 return False
         if targets.utilization_floor is not None:
-            util = self.monthly_fill(x, targets.utilization_scenario, cov if self.floors is None else None)
+            util = self.monthly_fill(x, targets.utilization_scenario, cov)
             bought = ~np.isnan(util) & (x > 1e-3 * self.inst.dec_increment)  # sellable plans buy ≥ one increment
             if np.any(util[bought] < targets.utilization_floor - tol):
                 return False

@@ -53,8 +53,8 @@ def on_sample(problem: Problem, sample: HourSample) -> Problem:
     was kept in the sample whole, and each bill of the sample took that much longer)."""
     nominal = restrict(problem.nominal, sample)
     floor_hours = None
-    for s in floor_scenario(problem):
-        rows = np.flatnonzero(problem.nominal.hour_scenario == s)
+    if problem.targets.utilization_floor is not None:
+        rows = np.flatnonzero(problem.nominal.hour_scenario == problem.targets.utilization_scenario)
         floor_hours = restrict(problem.nominal, HourSample(rows, np.ones(len(rows)), 0))
     objective = nominal
     if problem.objective is not problem.nominal:
