@@ -47,6 +47,8 @@ class Problem:
     # caps are a fixed point that every solve of the problem (each risk weight) carries on from
     floor_hours: Instance | None = field(default=None, repr=False)  # every hour of the floor's scenario,
     # when ``nominal`` is a sample of hours (solver.sampled_solve): floors are measured and capped there
+    round_inside: float = 0.0  # coverage share the rounded plan keeps inside the band, when it can
+    # (a sample's coverage of rounded plans differs from all hours' by ~1e-4: solver.sampled_solve)
 
     def floor_caps(self) -> FloorCaps | None:
         t = self.targets
@@ -208,7 +210,6 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
     notes: list[str] = []
     risk = problem.risk
     measures = problem.measures()
-    feasible = _feasible(problem, measures, problem.cvar_limit)
     state, aimed, x0, first = state or Rounds(), problem, None, None
     tried = problem.cvar_limit  # the last aim a continuous plan met
     least_miss = np.inf  # the least CVaR miss of the sellable starts tried
@@ -223,10 +224,11 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
             continue
         first, tried = first or res, aimed.cvar_limit
         misses: list[float] = []  # how far the repair's starts miss the CVaR limit
-        with shared_bills():  # each candidate's objective, limits and CVaR from one bill
-            q, objective = round_quantities(problem.objective, res.x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
-                                            feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
-                                            repair=lambda x: _repair(problem, measures, feasible, x, misses))
+        q, objective = np.inf, np.inf
+        if problem.round_inside and problem.targets.any:
+            q, objective = _rounded(replace(problem, targets=problem.targets.inside(problem.round_inside)), measures, res.x, misses)
+        if not np.isfinite(objective):
+            q, objective = _rounded(problem, measures, res.x, misses)
         if np.isfinite(objective):
             if aimed is not problem:
                 notes.append(f"the continuous plan was held {problem.cvar_limit - aimed.cvar_limit:,.2f} $ inside the CVaR limit, "
@@ -247,6 +249,15 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
     cvar_note = (f": the sellable plans tried near it exceed the CVaR limit by {least_miss:,.2f} $ or more, "
                  "whole reservation units moving CVaR further than the continuous plan leaves" if np.isfinite(least_miss) else "")
     raise PlanningError(f"no sellable quantities near the continuous plan meet every limit{cvar_note}")
+
+
+def _rounded(problem: Problem, measures: Measures | None, x: np.ndarray, misses: list[float]) -> tuple[np.ndarray, float]:
+    """Sellable quantities near x meeting ``problem``'s limits, and their objective (inf: none found)."""
+    risk, feasible = problem.risk, _feasible(problem, measures, problem.cvar_limit)
+    with shared_bills():  # each candidate's objective, limits and CVaR from one bill
+        return round_quantities(problem.objective, x, objective=lambda y: risk_objective(problem.objective, y, risk=risk),
+                                feasible=feasible, limits=[lim.coefficients for lim in problem.limits],
+                                repair=lambda z: _repair(problem, measures, feasible, z, misses))
 
 
 def _repair(problem: Problem, measures: Measures | None, feasible, x: np.ndarray, misses: list[float]) -> np.ndarray | None:

@@ -42,6 +42,13 @@ class LimitTargets:
     def any(self) -> bool:
         return self.coverage_min is not None or self.coverage_max is not None or self.utilization_floor is not None
 
+    def inside(self, by: float) -> LimitTargets:
+        """The coverage band narrowed by ``by`` at each end it has (by at most a quarter of its width)."""
+        lo, hi = self.coverage_min, self.coverage_max
+        if lo is not None and hi is not None:
+            by = min(by, (hi - lo) / 4)
+        return replace(self, coverage_min=None if lo is None else lo + by, coverage_max=None if hi is None else hi - by)
+
 
 class Measures:
     """Coverage and per-commitment utilization of plans on a (nominal, undiscounted) instance."""

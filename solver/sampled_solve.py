@@ -26,6 +26,12 @@ log = logging.getLogger("commitplan.solver")
 
 MARGIN = 1e-5  # a moved target aims this far inside the limit (coverage share; relative for CVaR)
 
+ROUND_INSIDE = 2e-4
+"""Coverage share the rounded plan keeps inside the band on the sample, where it can. The continuous
+plan meets the band on all hours as on the sample, but whole units change which hours are covered:
+at 200 pools × 20 scenarios the rounded plan on the coverage maximum of the sample was 8e-5 over
+it on all hours, and moving the target cost a second solve and rounding (~7 s)."""
+
 SAMPLE_GAP = 1e-3
 """Gap certified on a sample. The best plan found is usually much closer than the certificate: at
 200 pools its upper bound is within 1e-4 of the 1e-5 plan after 6 s, while certifying 1e-3 takes
@@ -62,7 +68,7 @@ def on_sample(problem: Problem, sample: HourSample) -> Problem:
         # serves its present value and its limits (coverage.shared_bills: rounding bills each candidate)
         objective = replace(restrict(problem.objective, sample), usage=nominal.usage, existing_ri=nominal.existing_ri,
                             existing_sp=nominal.existing_sp, hour_time=nominal.hour_time)
-    return replace(problem, objective=objective, nominal=nominal, caps=None, floor_hours=floor_hours)
+    return replace(problem, objective=objective, nominal=nominal, caps=None, floor_hours=floor_hours, round_inside=ROUND_INSIDE)
 
 
 def solve_sampled(problem: Problem, sample: HourSample, backend: str = "highs", gap: float = 1e-6, rounds: int = 3) -> Solution:

@@ -12,7 +12,7 @@ import pytest
 
 from models import Purchase, UsageMatrix
 from models.policy import Policy
-from solver.constrained import Solution, cvar_of
+from solver.constrained import Solution, cvar_of, solve_problem
 from solver.coverage import total_cost
 from solver.risk import cvar
 from solver.hour_sample import restrict, stratified
@@ -173,3 +173,23 @@ def test_a_missed_limit_moves_the_samples_target_by_twice_the_miss():
     assert moved.targets.coverage_max == pytest.approx(c - 0.03 - 1e-5)
     met = replace(problem, targets=replace(problem.targets, coverage_min=c - 0.01, coverage_max=c + 0.01), cvar_limit=v + 1)
     assert _moved_targets(met, replace(small, targets=met.targets, cvar_limit=met.cvar_limit), Measures(problem.nominal, problem.weights), sol) is None
+
+
+def test_a_rounded_plan_keeps_inside_the_coverage_band_by_its_margin_where_it_can():
+    """A sample's rounded plan keeps ``round_inside`` within the band (whole units change which hours
+    are covered, so the sample's coverage of a rounded plan differs from all hours'); a band too
+    narrow for the margin narrows by a quarter of its width, and a plan is still found."""
+    inst, *_ = _instance(6)
+    prices = _estate(6)[2]
+    free, _ = problem_for(replace(inst, notes=[]), prices, [], Policy(ladder_months=3))
+    c = free.measures() if free.targets.any else Measures(free.nominal, free.weights)
+    top = c.coverage(solve_problem(free).x) - 0.05
+    problem, _ = problem_for(replace(inst, notes=[]), prices, [], Policy(ladder_months=3, coverage_max=top))
+    measures = problem.measures()
+    plain, inside = solve_problem(problem), solve_problem(replace(problem, round_inside=0.01))
+    assert top - 0.01 < measures.coverage(plain.x) <= top + 1e-9, "without the margin the plan rounds up to the maximum"
+    assert measures.coverage(inside.x) <= top - 0.01 + 1e-9
+    assert inside.objective >= plain.objective - 1e-6 * abs(plain.objective)
+    narrow, _ = problem_for(replace(inst, notes=[]), prices, [], Policy(ladder_months=3, coverage_min=top - 0.004, coverage_max=top))
+    q = solve_problem(replace(narrow, round_inside=0.01)).x
+    assert top - 0.003 - 1e-9 <= measures.coverage(q) <= top - 0.001 + 1e-9
