@@ -224,10 +224,11 @@ def solve_problem(problem: Problem, backend: str = "highs", gap: float = 1e-6, s
             continue
         first, tried = first or res, aimed.cvar_limit
         misses: list[float] = []  # how far the repair's starts miss the CVaR limit
-        q, objective = np.inf, np.inf
-        if problem.round_inside and problem.targets.any:
-            q, objective = _rounded(replace(problem, targets=problem.targets.inside(problem.round_inside)), measures, res.x, misses)
+        q, objective, inside = np.inf, np.inf, problem.targets.inside(problem.round_inside)
+        if inside != problem.targets:  # a band to keep inside of
+            q, objective = _rounded(replace(problem, targets=inside), measures, res.x, misses)
         if not np.isfinite(objective):
+            misses.clear()  # the CVaR misses that count are those of the rounding asked for
             q, objective = _rounded(problem, measures, res.x, misses)
         if np.isfinite(objective):
             if aimed is not problem:
