@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from solver.coverage import Coverage, cluster_gradients, evaluate
 from solver.decomposition import LinearLimit
 from solver.instance import Instance
-from solver.segments import CapacitySegments
+from solver.segments import CapacitySegments, hour_segments
 
 
 @dataclass(frozen=True)
@@ -253,9 +253,7 @@ class FloorCaps:
     def _levels(self, segments: CapacitySegments, kind: int, load: np.ndarray | None, existing: np.ndarray,
                 out: np.ndarray) -> np.ndarray:
         """``out`` with the caps of the capacity columns of ``kind`` filled in, month by month."""
-        # segments of this instance's own hours (the caller's may be a sample of hours)
-        time = self.inst.hour_time if self.inst.hour_time is not None else np.arange(self.inst.hours)
-        hour_segment = np.searchsorted(segments.bounds, time, side="right") - 1
+        hour_segment = hour_segments(self.inst, segments.bounds)  # this instance's own hours (the caller's may be a sample)
         for g in np.unique(segments.col_segment):
             hours = np.flatnonzero(self.in_scenario & (hour_segment == g))
             cols = np.flatnonzero((segments.col_segment == g) & (segments.col_kind == kind))

@@ -75,7 +75,7 @@ def solve_sampled(problem: Problem, sample: HourSample, backend: str = "highs", 
     """The plan optimized on ``sample`` that meets every limit measured on all of ``problem``'s hours."""
     small = on_sample(problem, sample)
     sample_gap = max(gap, SAMPLE_GAP)
-    full = Measures(problem.nominal, problem.weights) if problem.targets.any else None
+    full = problem.measures()  # on all hours
     meets = _feasible(problem, full, problem.cvar_limit)
     state = Rounds()  # a moved target resumes the masters and rows of the solve before
     for k in range(rounds):

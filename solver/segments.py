@@ -31,9 +31,7 @@ class CapacitySegments:
     @classmethod
     def of(cls, inst: Instance) -> "CapacitySegments":
         bounds, cols, link = _columns(inst)
-        time = inst.hour_time if inst.hour_time is not None else np.arange(inst.hours)
-        hour_segment = np.searchsorted(bounds, time, side="right") - 1
-        return cls(bounds, hour_segment, cols[:, 0], cols[:, 1], cols[:, 2], link)
+        return cls(bounds, hour_segments(inst, bounds), cols[:, 0], cols[:, 1], cols[:, 2], link)
 
     def steps(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """The links as month-to-month steps: ``C_c − C_prev(c) = D_c · x``, where prev(c) is the same
@@ -102,6 +100,12 @@ class CapacitySegments:
         seg = (uniq // per_segment) % self.count
         scen = uniq // per_segment // self.count if by_scenario else np.full(len(uniq), -1)
         return labels.ravel(), seg, scen
+
+
+def hour_segments(inst: Instance, bounds: np.ndarray) -> np.ndarray:
+    """The time segment (between ``bounds``) of each of ``inst``'s rows, sampled or not."""
+    time = inst.hour_time if inst.hour_time is not None else np.arange(inst.hours)
+    return np.searchsorted(bounds, time, side="right") - 1
 
 
 _KEPT: list[tuple[tuple, tuple]] = []  # the last few instances' capacity columns, by their decision arrays
